@@ -1,0 +1,288 @@
+# shellcheck shell=bash
+# tally - stack.sh: starts and stops tally's parts: a private PostgreSQL
+# cluster, the schema step, the responders under spawn-fcgi and lighttpd.
+# Sourced by ./dev, the integration tests, the benchmark and the container
+# entrypoint, so all of them run the stack the same way.
+#
+# Inputs (environment):
+#   STACK_DIR        where the stack keeps its state (required)
+#   TALLY_BIN_DIR    directory of the tally-* programs
+#   TALLY_SQL_DIR    the schema files (sql/)
+#   TALLY_WWW_DIR    the page (www/)
+#   TALLY_CONF_DIR   lighttpd.conf (etc/)
+#   TALLY_LISTEN, TALLY_PORT   where lighttpd listens (127.0.0.1, 8080)
+#   STACK_LOG_DIR    if set, each part logs to a file there, else to stderr
+# Layout under STACK_DIR:
+#   pg/data, pg/socket   the private cluster (unix socket only)
+#   run/                 0750: the responders' sockets (0660), stats, pids
+
+STACK_RESPONDERS=(time read write healthz metrics)
+
+# --- who runs the stack ---------------------------------------------------
+
+# Responders refuse root, and initdb does too. As root, everything runs
+# as the system user "tally" (created when missing); otherwise as yourself.
+stack_user_setup() {
+	if [[ $(id -u) -eq 0 ]]; then
+		STACK_USER=tally
+		if ! id -u "$STACK_USER" >/dev/null 2>&1; then
+			useradd --system --user-group --no-create-home \
+				--home-dir /nonexistent --shell /usr/sbin/nologin "$STACK_USER"
+		fi
+	else
+		STACK_USER=$(id -un)
+	fi
+	export STACK_USER
+}
+
+# Runs a command as STACK_USER, keeping the environment. setpriv execs
+# in place, so signals sent to the pid reach the program itself.
+stack_as_user() {
+	if [[ $(id -u) -eq 0 ]]; then
+		setpriv --reuid="$STACK_USER" --regid="$STACK_USER" --init-groups \
+			-- "$@"
+	else
+		"$@"
+	fi
+}
+
+# Replaces the shell with a command run as STACK_USER: started as
+# "( stack_exec_as_user cmd ) &", $! is then the command's own pid.
+stack_exec_as_user() {
+	if [[ $(id -u) -eq 0 ]]; then
+		exec setpriv --reuid="$STACK_USER" --regid="$STACK_USER" \
+			--init-groups -- "$@"
+	fi
+	exec "$@"
+}
+
+# Makes a directory owned by STACK_USER with the given mode.
+stack_mkdir() {
+	local mode=$1 dir=$2
+	mkdir -p "$dir"
+	chmod "$mode" "$dir"
+	if [[ $(id -u) -eq 0 ]]; then
+		chown "$STACK_USER:" "$dir"
+	fi
+}
+
+# Fails with a clear message when STACK_USER cannot reach a path.
+stack_check_access() {
+	local path
+	for path in "$@"; do
+		if ! stack_as_user test -r "$path"; then
+			echo "stack: user $STACK_USER cannot read $path;" \
+				"put the checkout where $STACK_USER can reach it" >&2
+			return 1
+		fi
+	done
+}
+
+# --- small helpers ---------------------------------------------------------
+
+# Prints a TCP port on 127.0.0.1 that is free now.
+stack_free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# Where a part's output goes: its log file, or stderr.
+stack_log_target() {
+	if [[ -n ${STACK_LOG_DIR:-} ]]; then
+		[[ -d $STACK_LOG_DIR ]] || stack_mkdir 0750 "$STACK_LOG_DIR"
+		echo "$STACK_LOG_DIR/$1.log"
+	else
+		echo /dev/stderr
+	fi
+}
+
+# Waits until a URL answers (any HTTP status), at most $2 seconds.
+stack_wait_http() {
+	local url=$1 seconds=${2:-10} i
+	for ((i = 0; i < seconds * 10; i++)); do
+		if curl -s -o /dev/null --max-time 1 "$url"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "stack: $url did not answer within ${seconds}s" >&2
+	return 1
+}
+
+# Waits until a process has exited, at most $2 seconds. Returns 1 if not.
+stack_wait_exit() {
+	local pid=$1 seconds=${2:-10} i
+	for ((i = 0; i < seconds * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+stack_pidfile() {
+	echo "$STACK_DIR/run/$1.pid"
+}
+
+# --- PostgreSQL --------------------------------------------------------------
+
+stack_pg_data() { echo "$STACK_DIR/pg/data"; }
+stack_pg_socket() { echo "$STACK_DIR/pg/socket"; }
+
+# The connection string of the private cluster's "tally" database.
+stack_pg_url() {
+	echo "postgresql:///tally?host=$(stack_pg_socket)"
+}
+
+# Creates the cluster on first use (kept between runs).
+stack_pg_init() {
+	local data
+	data=$(stack_pg_data)
+	stack_mkdir 0700 "$STACK_DIR/pg"
+	stack_mkdir 0700 "$(stack_pg_socket)"
+	if [[ ! -f $data/PG_VERSION ]]; then
+		stack_as_user initdb --pgdata="$data" --auth=trust \
+			--encoding=UTF8 --locale=C.UTF-8 --no-instructions >/dev/null
+	fi
+}
+
+# Starts the cluster: unix socket only, in a private directory; durable
+# commits (fsync and synchronous_commit stay on).
+stack_pg_start() {
+	local log
+	log=$(stack_log_target postgres)
+	[[ $log == /dev/stderr ]] && log="$STACK_DIR/pg/postgres.log"
+	# A cluster left running by an interrupted run is ours: use it.
+	if ! stack_as_user pg_ctl --pgdata="$(stack_pg_data)" status >/dev/null 2>&1; then
+		stack_as_user pg_ctl --pgdata="$(stack_pg_data)" --log="$log" --wait \
+		--timeout=60 --silent \
+		-o "-c listen_addresses='' -c unix_socket_directories='$(stack_pg_socket)' -c max_connections=200" \
+		start 3>&-
+	fi
+	if ! stack_as_user psql -X -q -d "postgresql:///postgres?host=$(stack_pg_socket)" \
+		-tAc "SELECT 1 FROM pg_database WHERE datname = 'tally'" | grep -q 1; then
+		stack_as_user createdb -h "$(stack_pg_socket)" tally
+	fi
+}
+
+# Stops the cluster; $1 is pg_ctl's mode (fast by default).
+stack_pg_stop() {
+	local mode=${1:-fast}
+	if [[ -f $(stack_pg_data)/postmaster.pid ]]; then
+		stack_as_user pg_ctl --pgdata="$(stack_pg_data)" --mode="$mode" \
+			--wait --timeout=60 --silent stop || true
+	fi
+}
+
+# Applies the schema to DATABASE_URL (or the PG* variables).
+stack_migrate() {
+	stack_as_user "$TALLY_BIN_DIR/tally-migrate" --dir "$TALLY_SQL_DIR"
+}
+
+# --- responders --------------------------------------------------------------
+
+# Keeps one responder running under spawn-fcgi in the foreground: if its
+# supervisor process dies it is started again; TERM stops it for good.
+stack_supervise() {
+	local name=$1 sock=$2 child=0 stopping=0
+	trap 'stopping=1; [[ $child -gt 0 ]] && kill -TERM "$child" 2>/dev/null' TERM INT
+	while ((stopping == 0)); do
+		(stack_exec_as_user spawn-fcgi -n -s "$sock" -M 0660 -- \
+			"$TALLY_BIN_DIR/tally-$name") &
+		child=$!
+		wait "$child" || true
+		# wait returns early when a trapped signal arrives
+		while kill -0 "$child" 2>/dev/null; do wait "$child" || true; done
+		child=0
+		((stopping == 0)) && sleep 0.2
+	done
+}
+
+stack_responders_start() {
+	local name log
+	stack_mkdir 0750 "$STACK_DIR/run"
+	export TALLY_RUN_DIR="$STACK_DIR/run" TALLY_SOCKET_DIR="$STACK_DIR/run"
+	rm -f "$STACK_DIR/run/stats"
+	for name in "${STACK_RESPONDERS[@]}"; do
+		rm -f "$STACK_DIR/run/$name.sock"
+		log=$(stack_log_target "$name")
+		# fd 3 closed: bats waits for whoever holds it open.
+		stack_supervise "$name" "$STACK_DIR/run/$name.sock" \
+			>>"$log" 2>&1 </dev/null 3>&- &
+		echo $! >"$(stack_pidfile "$name")"
+	done
+	for name in "${STACK_RESPONDERS[@]}"; do
+		stack_wait_socket "$STACK_DIR/run/$name.sock" 10
+	done
+}
+
+stack_wait_socket() {
+	local sock=$1 seconds=$2 i
+	for ((i = 0; i < seconds * 10; i++)); do
+		[[ -S $sock ]] && return 0
+		sleep 0.1
+	done
+	echo "stack: $sock did not appear within ${seconds}s" >&2
+	return 1
+}
+
+# --- lighttpd ----------------------------------------------------------------
+
+stack_lighttpd_start() {
+	local log
+	export TALLY_LISTEN=${TALLY_LISTEN:-127.0.0.1} TALLY_PORT=${TALLY_PORT:-8080}
+	export TALLY_SOCKET_DIR="$STACK_DIR/run"
+	log=$(stack_log_target lighttpd)
+	# lighttpd opens /dev/stderr for its access log: give it a pipe that
+	# its own user made, which it may open whoever owns the terminal.
+	# shellcheck disable=SC2016
+	(stack_exec_as_user bash -c 'exec lighttpd -D -f "$1" 2> >(exec cat >&2)' \
+		lighttpd "$TALLY_CONF_DIR/lighttpd.conf") >>"$log" 2>&1 </dev/null 3>&- &
+	echo $! >"$(stack_pidfile lighttpd)"
+	stack_wait_http "http://$TALLY_LISTEN:$TALLY_PORT/livez" 15
+}
+
+# --- the whole stack -----------------------------------------------------------
+
+# Starts the private cluster unless DATABASE_URL or PGHOST names another.
+stack_start() {
+	stack_user_setup
+	stack_mkdir 0755 "$STACK_DIR"
+	stack_check_access "$TALLY_BIN_DIR/tally-time" "$TALLY_WWW_DIR/index.html" \
+		"$TALLY_CONF_DIR/lighttpd.conf" "$TALLY_SQL_DIR"
+	if [[ -z ${DATABASE_URL:-} && -z ${PGHOST:-} ]]; then
+		stack_pg_init
+		stack_pg_start
+		DATABASE_URL=$(stack_pg_url)
+		export DATABASE_URL
+	fi
+	stack_migrate
+	stack_responders_start
+	stack_lighttpd_start
+}
+
+# Sends a signal to a part started by this file and waits for it.
+stack_stop_part() {
+	local name=$1 sig=$2 seconds=$3 pidfile pid
+	pidfile=$(stack_pidfile "$name")
+	[[ -f $pidfile ]] || return 0
+	pid=$(<"$pidfile")
+	if kill -"$sig" "$pid" 2>/dev/null && ! stack_wait_exit "$pid" "$seconds"; then
+		echo "stack: $name did not stop in ${seconds}s; killing it" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$pidfile"
+}
+
+# Stops everything in order: lighttpd first, gracefully (SIGINT: it
+# finishes the requests under way), then the responders, then PostgreSQL.
+stack_stop() {
+	local name
+	stack_stop_part lighttpd INT 15
+	for name in "${STACK_RESPONDERS[@]}"; do
+		stack_stop_part "$name" TERM 15 &
+	done
+	wait
+	stack_pg_stop fast
+}

@@ -1,0 +1,302 @@
+/* tally - db: one PostgreSQL connection with prepared statements. */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "log.h"
+
+#define BACKOFF_MIN_MS	50
+#define BACKOFF_MAX_MS	1000
+
+struct db {
+	PGconn				*conn;
+	const struct db_statement	*stmts;
+	size_t				 nstmts;
+	const char			*appname;
+	unsigned int			 timeout_ms;
+	unsigned int			 connect_timeout_s;
+	int64_t				 next_attempt_ms;
+	unsigned int			 backoff_ms;
+	int				 connected_before;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libpq's messages end in a newline; the log wants one line. */
+static void
+db_log_failure(const char *what, const char *detail)
+{
+	char	msg[512];
+	size_t	len;
+
+	snprintf(msg, sizeof(msg), "%s", detail != NULL ? detail : "");
+	len = strlen(msg);
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	log_error(what, "error", msg, NULL);
+}
+
+struct db *
+db_new(const struct settings *s, const char *appname,
+    const struct db_statement *stmts, size_t nstmts)
+{
+	struct db	*db = calloc(1, sizeof(*db));
+
+	if (db == NULL)
+		return NULL;
+	db->stmts = stmts;
+	db->nstmts = nstmts;
+	db->appname = appname;
+	db->timeout_ms = s->db_timeout_ms;
+	db->connect_timeout_s = s->connect_timeout_s;
+	db->backoff_ms = BACKOFF_MIN_MS;
+	return db;
+}
+
+static void
+db_drop(struct db *db)
+{
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	db->conn = NULL;
+	stats_db_up(0);
+}
+
+void
+db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	free(db);
+}
+
+/*
+ * Waits until the connection's socket is ready for what libpq needs,
+ * or the deadline passes. Returns 0, or -1 on timeout or error.
+ */
+static int
+db_wait(struct db *db, short events, int64_t deadline)
+{
+	struct pollfd	pfd;
+	int64_t		left;
+	int		rc;
+
+	pfd.fd = PQsocket(db->conn);
+	pfd.events = events;
+	for (;;) {
+		left = deadline - now_ms();
+		if (left <= 0)
+			return -1;
+		rc = poll(&pfd, 1, (int)left);
+		if (rc > 0)
+			return 0;
+		if (rc == 0 || errno != EINTR)
+			return -1;
+	}
+}
+
+/*
+ * Sends what libpq has buffered and collects the results of one command.
+ * Returns the first result (the caller PQclears it), or NULL on timeout or
+ * a broken connection, with *timed_out set for the former.
+ */
+static PGresult *
+db_result(struct db *db, int64_t deadline, int *timed_out)
+{
+	PGresult	*first = NULL, *r;
+	int		 rc;
+
+	*timed_out = 0;
+	while ((rc = PQflush(db->conn)) == 1)
+		if (db_wait(db, POLLIN | POLLOUT, deadline) != 0) {
+			*timed_out = 1;
+			return NULL;
+		} else if (PQconsumeInput(db->conn) == 0)
+			return NULL;
+	if (rc == -1)
+		return NULL;
+	for (;;) {
+		while (PQisBusy(db->conn)) {
+			if (db_wait(db, POLLIN, deadline) != 0) {
+				*timed_out = 1;
+				PQclear(first);
+				return NULL;
+			}
+			if (PQconsumeInput(db->conn) == 0) {
+				PQclear(first);
+				return NULL;
+			}
+		}
+		if ((r = PQgetResult(db->conn)) == NULL)
+			return first;
+		if (first == NULL)
+			first = r;
+		else
+			PQclear(r);
+	}
+}
+
+static int
+result_ok(const PGresult *r)
+{
+	ExecStatusType	st;
+
+	if (r == NULL)
+		return 0;
+	st = PQresultStatus(r);
+	return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
+/* Runs one setup command (no parameters) on a new connection. */
+static int
+db_setup_command(struct db *db, const char *sql, const struct db_statement *st,
+    int64_t deadline)
+{
+	PGresult	*r;
+	int		 timed_out, ok;
+
+	if (st != NULL)
+		ok = PQsendPrepare(db->conn, st->name, st->sql, st->nparams,
+		    NULL);
+	else
+		ok = PQsendQuery(db->conn, sql);
+	if (!ok)
+		return -1;
+	r = db_result(db, deadline, &timed_out);
+	ok = result_ok(r);
+	if (!ok)
+		db_log_failure("database: setting up the connection failed",
+		    r != NULL ? PQresultErrorMessage(r) :
+		    PQerrorMessage(db->conn));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+PGconn *
+db_connect_env(const char *appname, unsigned int connect_timeout_s)
+{
+	const char	*keys[4], *vals[4];
+	char		 timeout[16];
+	int		 n = 0;
+
+	/* Defaults first: DATABASE_URL's own settings override them, and
+	 * what it leaves out libpq takes from the PG* variables. */
+	if (getenv("PGCONNECT_TIMEOUT") == NULL) {
+		snprintf(timeout, sizeof(timeout), "%u", connect_timeout_s);
+		keys[n] = "connect_timeout";
+		vals[n++] = timeout;
+	}
+	if (getenv("PGAPPNAME") == NULL) {
+		keys[n] = "application_name";
+		vals[n++] = appname;
+	}
+	keys[n] = "dbname";
+	vals[n++] = getenv("DATABASE_URL");
+	keys[n] = NULL;
+	vals[n] = NULL;
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+static int
+db_connect(struct db *db)
+{
+	char		 sql[64];
+	int64_t		 deadline;
+	size_t		 i;
+
+	if (now_ms() < db->next_attempt_ms)
+		return -1;	/* failed a moment ago: answer fast */
+	db->conn = db_connect_env(db->appname, db->connect_timeout_s);
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+		db_log_failure("database: cannot connect",
+		    db->conn != NULL ? PQerrorMessage(db->conn) :
+		    "out of memory");
+		goto fail;
+	}
+	if (PQsetnonblocking(db->conn, 1) != 0)
+		goto fail;
+	deadline = now_ms() + db->timeout_ms;
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %u",
+	    db->timeout_ms);
+	if (db_setup_command(db, sql, NULL, deadline) != 0)
+		goto fail;
+	for (i = 0; i < db->nstmts; i++)
+		if (db_setup_command(db, NULL, &db->stmts[i], deadline) != 0)
+			goto fail;
+	if (db->connected_before)
+		stats_db_reconnect();
+	db->connected_before = 1;
+	db->backoff_ms = BACKOFF_MIN_MS;
+	log_info("database: connected", "application_name", db->appname,
+	    NULL);
+	return 0;
+fail:
+	stats_db_error(SDBERR_CONNECT);
+	db_drop(db);
+	db->next_attempt_ms = now_ms() + db->backoff_ms;
+	db->backoff_ms = db->backoff_ms * 2 > BACKOFF_MAX_MS ?
+	    BACKOFF_MAX_MS : db->backoff_ms * 2;
+	return -1;
+}
+
+int
+db_exec(struct db *db, const struct db_statement *stmt,
+    const char *const *values, PGresult **res)
+{
+	struct timespec	 t0, t1;
+	PGresult	*r;
+	int64_t		 deadline;
+	int		 timed_out;
+
+	*res = NULL;
+	if (db->conn == NULL && db_connect(db) != 0)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	deadline = now_ms() + db->timeout_ms;
+	if (!PQsendQueryPrepared(db->conn, stmt->name, stmt->nparams, values,
+	    NULL, NULL, 0)) {
+		db_log_failure("database: cannot send the statement",
+		    PQerrorMessage(db->conn));
+		stats_db_error(SDBERR_QUERY);
+		db_drop(db);
+		return -1;
+	}
+	r = db_result(db, deadline, &timed_out);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	stats_db_query(stmt->metric, (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	if (!result_ok(r)) {
+		if (timed_out)
+			log_error("database: no answer in time", "statement",
+			    stmt->name, NULL);
+		else
+			db_log_failure("database: statement failed",
+			    r != NULL ? PQresultErrorMessage(r) :
+			    PQerrorMessage(db->conn));
+		stats_db_error(timed_out ? SDBERR_TIMEOUT : SDBERR_QUERY);
+		PQclear(r);
+		/* Whatever went wrong, start again on a new connection: it
+		 * finds the new primary after a failover and clears any
+		 * half-read state. */
+		db_drop(db);
+		return -1;
+	}
+	stats_db_up(1);
+	*res = r;
+	return 0;
+}

@@ -1,0 +1,43 @@
+/* tally - db: one PostgreSQL connection with prepared statements, every
+ * wait bounded. libpq reads the configuration itself: DATABASE_URL (a
+ * connection string or URI, several hosts allowed) or the PG* variables.
+ * Connects lazily, reconnects with backoff after any failure, and logs
+ * database error text (never the password); callers only learn that the
+ * database is unavailable. Not thread-safe: one user at a time. */
+#ifndef TALLY_DB_H
+#define TALLY_DB_H
+
+#include <libpq-fe.h>
+
+#include "stats.h"
+#include "settings.h"
+
+struct db_statement {
+	const char		*name;
+	const char		*sql;
+	int			 nparams;
+	enum stats_stmt	 metric;
+};
+
+struct db;
+
+/* Returns a handle that will prepare stmts (kept by reference) on each
+ * connection, or NULL if out of memory. Does not connect. */
+struct db	*db_new(const struct settings *s, const char *appname,
+		    const struct db_statement *stmts, size_t nstmts);
+void		 db_free(struct db *db);
+
+/* Runs a prepared statement with text parameters within the configured
+ * timeout. Returns 0 with *res (PQclear it) holding rows or a command
+ * result, or -1 when the database is unavailable or the statement failed;
+ * the connection is then dropped and the outcome of a write is unknown. */
+int		 db_exec(struct db *db, const struct db_statement *stmt,
+		    const char *const *values, PGresult **res);
+
+/* Connects as configured by DATABASE_URL and PG*, adding connect_timeout
+ * and application_name unless they are set. Blocks for at most the
+ * connect timeout per host. Check the result with PQstatus. */
+PGconn		*db_connect_env(const char *appname,
+		    unsigned int connect_timeout_s);
+
+#endif

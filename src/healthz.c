@@ -1,0 +1,68 @@
+/* tally-healthz - GET /healthz (readiness: the database answers a read of
+ * the counter) and GET /livez (liveness: this responder answers; the
+ * database is not asked, so an outage does not restart healthy pods).
+ * /healthz: 200 {"status":"ok","database":"ok"}, or 503
+ * {"status":"unavailable","database":"unreachable"} with Retry-After.
+ * /livez: 200 {"status":"ok"}. */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "counter.h"
+#include "responder.h"
+#include "response.h"
+
+static unsigned int	retry_after_s;
+
+static int
+healthz_start(const struct settings *s)
+{
+	retry_after_s = s->retry_after_s;
+	return counter_open(s, "tally-healthz");
+}
+
+static struct json_object *
+status_body(const char *status, const char *database)
+{
+	struct json_object	*body = json_object_new_object();
+
+	json_object_object_add(body, "status", json_object_new_string(status));
+	if (database != NULL)
+		json_object_object_add(body, "database",
+		    json_object_new_string(database));
+	return body;
+}
+
+static void
+healthz_handle(struct request *req)
+{
+	long long	value;
+	char		hdr[48];
+
+	if (req->route == ROUTE_LIVEZ) {
+		response_json(req, 200, status_body("ok", NULL), NULL);
+		return;
+	}
+	if (counter_read(&value) == 0) {
+		response_json(req, 200, status_body("ok", "ok"), NULL);
+		return;
+	}
+	snprintf(hdr, sizeof(hdr), "Retry-After: %u\r\n", retry_after_s);
+	response_json(req, 503, status_body("unavailable", "unreachable"), hdr);
+}
+
+static const struct responder healthz_responder = {
+	.name = "tally-healthz",
+	.routes = ROUTE_BIT(ROUTE_HEALTHZ) | ROUTE_BIT(ROUTE_LIVEZ),
+	.methods = METHODS_READ,
+	.allow = "GET, HEAD",
+	.start = healthz_start,
+	.handle = healthz_handle,
+	.stop = counter_close,
+};
+
+int
+main(int argc, char **argv)
+{
+	return responder_main(&healthz_responder, argc, argv);
+}

@@ -1,0 +1,122 @@
+/* tally - log: one JSON object per line on stderr. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "timestamp.h"
+
+static const char	*log_prog = "tally";
+static enum log_level	 log_min = LOG_LEVEL_INFO;
+
+static const char *const level_names[] = {
+	[LOG_LEVEL_DEBUG] = "debug",
+	[LOG_LEVEL_INFO] = "info",
+	[LOG_LEVEL_WARN] = "warn",
+	[LOG_LEVEL_ERROR] = "error",
+};
+
+void
+log_init(const char *prog)
+{
+	const char	*lvl = getenv("TALLY_LOG_LEVEL");
+	size_t		 i;
+
+	log_prog = prog;
+	if (lvl == NULL)
+		return;
+	for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+		if (strcmp(lvl, level_names[i]) == 0)
+			log_min = (enum log_level)i;
+}
+
+void
+log_event(enum log_level level, const char *msg, struct json_object *fields)
+{
+	struct json_object	*o;
+	struct timespec		 now;
+	char			 ts[TIMESTAMP_LEN];
+
+	if (level < log_min) {
+		json_object_put(fields);
+		return;
+	}
+	o = json_object_new_object();
+	clock_gettime(CLOCK_REALTIME, &now);
+	timestamp_format(&now, ts, sizeof(ts));
+	json_object_object_add(o, "time", json_object_new_string(ts));
+	json_object_object_add(o, "level",
+	    json_object_new_string(level_names[level]));
+	json_object_object_add(o, "prog", json_object_new_string(log_prog));
+	json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
+	json_object_object_add(o, "msg", json_object_new_string(msg));
+	if (fields != NULL) {
+		json_object_object_foreach(fields, key, val)
+			json_object_object_add(o, key, json_object_get(val));
+		json_object_put(fields);
+	}
+	/* One fprintf per line: stdio locks the stream, lines never mix. */
+	fprintf(stderr, "%s\n",
+	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+static void
+log_pairs(enum log_level level, const char *msg, va_list ap)
+{
+	struct json_object	*fields = json_object_new_object();
+	const char		*key, *val;
+
+	while ((key = va_arg(ap, const char *)) != NULL) {
+		val = va_arg(ap, const char *);
+		json_object_object_add(fields, key,
+		    val == NULL ? NULL : json_object_new_string(val));
+	}
+	log_event(level, msg, fields);
+}
+
+void
+log_info(const char *msg, ...)
+{
+	va_list	ap;
+
+	va_start(ap, msg);
+	log_pairs(LOG_LEVEL_INFO, msg, ap);
+	va_end(ap);
+}
+
+void
+log_warn(const char *msg, ...)
+{
+	va_list	ap;
+
+	va_start(ap, msg);
+	log_pairs(LOG_LEVEL_WARN, msg, ap);
+	va_end(ap);
+}
+
+void
+log_error(const char *msg, ...)
+{
+	va_list	ap;
+
+	va_start(ap, msg);
+	log_pairs(LOG_LEVEL_ERROR, msg, ap);
+	va_end(ap);
+}
+
+void
+log_fatal(const char *msg, ...)
+{
+	va_list	ap;
+
+	va_start(ap, msg);
+	log_pairs(LOG_LEVEL_ERROR, msg, ap);
+	va_end(ap);
+	exit(1);
+}

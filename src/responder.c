@@ -1,0 +1,351 @@
+/* tally - responder: the program around every responder. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "log.h"
+#include "responder.h"
+#include "response.h"
+#include "stats.h"
+
+#define THREAD_STACK	(256 * 1024)
+#define WAKE_SIGNAL	SIGUSR1
+/* A worker that dies sooner than this after its start is restarted only
+ * after RESTART_DELAY_MS, so a crash loop does not spin. */
+#define QUICK_DEATH_S	1
+#define RESTART_DELAY_MS 1000
+#define MAX_PROCESSES	64
+
+struct worker {
+	pthread_t	 thread;
+	int		 finished;	/* atomic */
+};
+
+static const struct responder	*me;
+static const struct settings	*cfg;
+static volatile sig_atomic_t	 stopping;
+
+static void
+on_wake(int sig)
+{
+	(void)sig;	/* only interrupts a blocking call */
+}
+
+static void
+set_io_timeouts(int fd, unsigned int seconds)
+{
+	struct timeval	tv = { .tv_sec = (time_t)seconds, .tv_usec = 0 };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/*
+ * A thread blocked in FCGX_Accept_r may be reading a peer's first records:
+ * a peer that stops half way would hold it for ever. This timer sends the
+ * thread WAKE_SIGNAL every io_timeout seconds while it accepts, which ends
+ * such a read (libfcgi then drops that connection and accepts the next).
+ */
+static int
+accept_timer_create(timer_t *t)
+{
+	struct sigevent	sev;
+
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = WAKE_SIGNAL;
+	sev._sigev_un._tid = (pid_t)gettid();	/* glibc 2.36 lacks the POSIX name */
+	return timer_create(CLOCK_MONOTONIC, &sev, t);
+}
+
+static void
+accept_timer_set(timer_t t, unsigned int seconds)
+{
+	struct itimerspec	its;
+
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)seconds;
+	its.it_interval.tv_sec = (time_t)seconds;
+	(void)timer_settime(t, 0, &its, NULL);
+}
+
+static void
+serve(FCGX_Request *fcgx)
+{
+	struct request	req;
+
+	request_init(&req, fcgx);
+	if ((me->routes & ROUTE_BIT(req.route)) == 0)
+		response_error(&req, 404, "not found", NULL);
+	else if ((me->methods & (1u << req.method)) == 0)
+		response_method_not_allowed(&req, me->allow);
+	else
+		me->handle(&req);
+}
+
+static void *
+worker_run(void *arg)
+{
+	struct worker	*w = arg;
+	FCGX_Request	 fcgx;
+	timer_t		 timer;
+	sigset_t	 wake;
+	int		 have_timer;
+
+	sigemptyset(&wake);
+	sigaddset(&wake, WAKE_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
+	have_timer = accept_timer_create(&timer) == 0;
+	if (FCGX_InitRequest(&fcgx, 0, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
+		log_fatal("cannot initialise a FastCGI request", NULL);
+	while (!stopping) {
+		if (have_timer)
+			accept_timer_set(timer, cfg->io_timeout_s);
+		if (FCGX_Accept_r(&fcgx) < 0) {
+			if (errno != EINTR && errno != EAGAIN && !stopping) {
+				log_error("accept failed", "error",
+				    strerror(errno), NULL);
+				sleep(1);
+			}
+			continue;
+		}
+		if (have_timer)
+			accept_timer_set(timer, 0);
+		set_io_timeouts(fcgx.ipcFd, cfg->io_timeout_s);
+		serve(&fcgx);
+		FCGX_Finish_r(&fcgx);
+	}
+	FCGX_Free(&fcgx, 1);
+	if (have_timer)
+		timer_delete(timer);
+	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static int
+wait_for_stop_signal(void)
+{
+	sigset_t	set;
+	int		sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	while (sigwait(&set, &sig) != 0)
+		;
+	return sig;
+}
+
+/* One worker process: threads that accept and serve until a stop signal. */
+static int
+run_workers(void)
+{
+	struct worker	*w;
+	pthread_attr_t	 attr;
+	struct timespec	 pause = { 0, 50 * 1000 * 1000 };
+	unsigned int	 i, n = cfg->threads, alive;
+
+	if (me->start != NULL && me->start(cfg) != 0)
+		return 1;
+	if ((w = calloc(n, sizeof(*w))) == NULL)
+		log_fatal("out of memory", NULL);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, THREAD_STACK);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&w[i].thread, &attr, worker_run, &w[i]) != 0)
+			log_fatal("cannot start a thread", NULL);
+	pthread_attr_destroy(&attr);
+
+	(void)wait_for_stop_signal();
+	stopping = 1;
+	/* Wake the threads that wait in accept until every one has seen
+	 * the flag; those serving a request finish it first. */
+	do {
+		alive = 0;
+		for (i = 0; i < n; i++)
+			if (!__atomic_load_n(&w[i].finished, __ATOMIC_ACQUIRE)) {
+				alive++;
+				pthread_kill(w[i].thread, WAKE_SIGNAL);
+			}
+		if (alive > 0)
+			nanosleep(&pause, NULL);
+	} while (alive > 0);
+	for (i = 0; i < n; i++)
+		pthread_join(w[i].thread, NULL);
+	free(w);
+	if (me->stop != NULL)
+		me->stop();
+	return 0;
+}
+
+static pid_t
+spawn_worker(void)
+{
+	pid_t	pid = fork();
+
+	if (pid != 0)
+		return pid;
+	/* The child stops with its parent, whatever kills the parent. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() == 1)
+		_exit(1);
+	_exit(run_workers());
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The supervisor: keeps cfg->processes workers running on the shared
+ * listening socket. A worker that dies is replaced; the socket stays open,
+ * so new requests wait in its backlog instead of failing.
+ */
+static int
+supervise(void)
+{
+	pid_t		 pids[MAX_PROCESSES];
+	int64_t		 started[MAX_PROCESSES], restart_at[MAX_PROCESSES];
+	unsigned int	 i, n = cfg->processes, alive;
+	sigset_t	 set;
+	struct timespec	 tick = { 0, 100 * 1000 * 1000 };
+	int		 sig, status;
+	pid_t		 pid;
+	char		 pidbuf[16], statbuf[32];
+
+	for (i = 0; i < n; i++) {
+		pids[i] = spawn_worker();
+		started[i] = mono_ms();
+		restart_at[i] = 0;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	while (!stopping) {
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT) {
+			stopping = 1;
+			break;
+		}
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			for (i = 0; i < n; i++) {
+				if (pids[i] != pid)
+					continue;
+				snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+				if (WIFSIGNALED(status))
+					snprintf(statbuf, sizeof(statbuf),
+					    "signal %d", WTERMSIG(status));
+				else
+					snprintf(statbuf, sizeof(statbuf),
+					    "exit %d", WEXITSTATUS(status));
+				log_error("worker process died; starting "
+				    "another", "pid", pidbuf, "status",
+				    statbuf, NULL);
+				pids[i] = -1;
+				restart_at[i] = mono_ms() - started[i] <
+				    QUICK_DEATH_S * 1000 ?
+				    mono_ms() + RESTART_DELAY_MS : 0;
+			}
+		for (i = 0; i < n; i++)
+			if (pids[i] == -1 && mono_ms() >= restart_at[i]) {
+				pids[i] = spawn_worker();
+				started[i] = mono_ms();
+			}
+	}
+	for (i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	do {
+		alive = 0;
+		for (i = 0; i < n; i++) {
+			if (pids[i] <= 0)
+				continue;
+			if (waitpid(pids[i], &status, 0) == pids[i] ||
+			    errno == ECHILD)
+				pids[i] = -1;
+			else
+				alive++;
+		}
+	} while (alive > 0);
+	return 0;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: %s\n"
+	    "A tally FastCGI responder. It serves the listening socket on its "
+	    "standard input,\nas spawn-fcgi hands it over; see the README for "
+	    "its TALLY_* settings.\n", me->name);
+}
+
+int
+responder_main(const struct responder *r, int argc, char **argv)
+{
+	static struct settings	 settings;
+	struct sigaction	 sa;
+	struct stat		 st;
+	sigset_t		 set;
+	char			 err[256];
+	struct json_object	*fields;
+
+	me = r;
+	log_init(r->name);
+	if (argc > 1) {
+		usage();
+		return strcmp(argv[1], "--help") == 0 ? 0 : 2;
+	}
+	if (geteuid() == 0 || getegid() == 0)
+		log_fatal("refusing to run as root: start it through "
+		    "spawn-fcgi -u USER -g GROUP", NULL);
+	if (settings_load(&settings, err, sizeof(err)) != 0)
+		log_fatal("bad configuration", "error", err, NULL);
+	cfg = &settings;
+	if (fstat(0, &st) != 0 || !S_ISSOCK(st.st_mode))
+		log_fatal("standard input is not a socket: run it under "
+		    "spawn-fcgi", NULL);
+	response_set_retry_after(settings.retry_after_s);
+	stats_open(settings.run_dir);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_wake;	/* no SA_RESTART: calls see EINTR */
+	sigaction(WAKE_SIGNAL, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, WAKE_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (FCGX_Init() != 0)
+		log_fatal("cannot initialise libfcgi", NULL);
+
+	fields = json_object_new_object();
+	json_object_object_add(fields, "processes",
+	    json_object_new_int((int)settings.processes));
+	json_object_object_add(fields, "threads",
+	    json_object_new_int((int)settings.threads));
+	log_event(LOG_LEVEL_INFO, "started", fields);
+	if (settings.processes == 1)
+		return run_workers();
+	return supervise();
+}

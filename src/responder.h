@@ -1,0 +1,32 @@
+/* tally - responder: the program around every responder. It refuses to
+ * run as root, loads the settings, checks that spawn-fcgi handed it a
+ * listening socket, runs TALLY_PROCESSES worker processes (restarting any
+ * that dies) of TALLY_THREADS threads each, refuses wrong methods and
+ * paths before the handler runs, bounds every read and write, and on
+ * SIGTERM or SIGINT finishes the requests under way, then exits. */
+#ifndef TALLY_RESPONDER_H
+#define TALLY_RESPONDER_H
+
+#include "request.h"
+#include "settings.h"
+
+struct responder {
+	const char	*name;		/* program name, for logs and libpq */
+	unsigned int	 routes;	/* ROUTE_BIT()s it answers */
+	unsigned int	 methods;	/* 1u << METHOD_x it accepts */
+	const char	*allow;		/* the Allow header for a 405 */
+	/* Once in each worker process before serving; 0, or -1 to exit. */
+	int		(*start)(const struct settings *s);
+	/* Answers one request; the method and route are already checked. */
+	void		(*handle)(struct request *req);
+	/* After the last request; may be NULL. */
+	void		(*stop)(void);
+};
+
+#define METHODS_READ	((1u << METHOD_GET) | (1u << METHOD_HEAD))
+#define METHODS_WRITE	(1u << METHOD_POST)
+
+/* Runs the responder; returns the process's exit status. */
+int	responder_main(const struct responder *r, int argc, char **argv);
+
+#endif

@@ -1,0 +1,39 @@
+/* tally - response: the one place that writes answers. Every answer gets
+ * the same headers (JSON, no-store, nosniff), HEAD gets no body, and each
+ * answer is counted in the metrics. */
+#ifndef TALLY_RESPONSE_H
+#define TALLY_RESPONSE_H
+
+#include <json-c/json.h>
+
+#include "log.h"
+#include "request.h"
+
+/* Sends status and body (consumed) as JSON. extra_headers is NULL or
+ * lines that each end in "\r\n". Returns 0, or -1 if the client is gone. */
+int	response_json(struct request *req, int status,
+	    struct json_object *body, const char *extra_headers);
+
+/* Sends a non-JSON body (the metrics text) with its Content-Type. */
+int	response_text(struct request *req, int status, const char *type,
+	    const char *body, size_t len);
+
+/* {"error": message} with status. */
+int	response_error(struct request *req, int status, const char *message,
+	    const char *extra_headers);
+
+/* 405 with Allow (e.g. "GET, HEAD"). */
+int	response_method_not_allowed(struct request *req, const char *allow);
+
+/* 503 {"error":"database unavailable"} with Retry-After. */
+int	response_db_unavailable(struct request *req);
+
+/* Logs msg with the request's path, method and X-Request-Id added to
+ * fields (consumed, may be NULL). */
+void	response_log(const struct request *req, enum log_level level,
+	    const char *msg, struct json_object *fields);
+
+/* Retry-After seconds for 503 answers; set once at start-up. */
+void	response_set_retry_after(unsigned int seconds);
+
+#endif

@@ -1,0 +1,30 @@
+/* tally - settings: the responders' configuration, read once from the
+ * environment at start-up and checked before any request is served.
+ * Database settings are not here: libpq reads DATABASE_URL's string and
+ * the standard PG* variables itself (see db.c). */
+#ifndef TALLY_SETTINGS_H
+#define TALLY_SETTINGS_H
+
+#include <stddef.h>
+
+#include "clientip.h"
+
+struct settings {
+	struct cidr_list trusted_proxies;	/* TALLY_TRUSTED_PROXIES */
+	unsigned int	 processes;		/* TALLY_PROCESSES */
+	unsigned int	 threads;		/* TALLY_THREADS */
+	unsigned int	 db_timeout_ms;		/* TALLY_DB_TIMEOUT_MS */
+	unsigned int	 connect_timeout_s;	/* TALLY_DB_CONNECT_TIMEOUT */
+	unsigned int	 retry_after_s;		/* TALLY_RETRY_AFTER */
+	unsigned int	 io_timeout_s;		/* TALLY_IO_TIMEOUT */
+	unsigned int	 batch_max;		/* TALLY_BATCH_MAX */
+	unsigned int	 idem_retention_s;	/* TALLY_IDEMPOTENCY_RETENTION */
+	const char	*run_dir;		/* TALLY_RUN_DIR */
+};
+
+/* Fills s from the environment, with defaults for what is unset.
+ * Returns 0, or -1 with a message naming the variable in err. */
+int	settings_load(struct settings *s, char *err, size_t errlen);
+void	settings_free(struct settings *s);
+
+#endif

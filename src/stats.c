@@ -1,0 +1,191 @@
+/* tally - stats: counters shared by every responder process. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stats.h"
+
+#define STATS_MAGIC	0x74616c6c796d7472ULL	/* "tallymtr" */
+#define STATS_VERSION	1
+
+const double stats_bucket_bounds[STATS_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+	1, 2, 2.5, 5
+};
+
+const char *const stats_stmt_names[SSTMT__COUNT] = {
+	[SSTMT_INCREMENT] = "increment",
+	[SSTMT_INCREMENT_KEYED] = "increment_keyed",
+	[SSTMT_READ] = "read",
+	[SSTMT_PING] = "ping",
+	[SSTMT_EXPIRE] = "expire_keys",
+};
+
+const char *const stats_db_error_names[SDBERR__COUNT] = {
+	[SDBERR_CONNECT] = "connect",
+	[SDBERR_QUERY] = "query",
+	[SDBERR_TIMEOUT] = "timeout",
+};
+
+const int stats_status_codes[SSTATUS__COUNT] = {
+	200, 400, 404, 405, 409, 413, 500, 503, 0
+};
+
+static struct stats_segment	 local_segment;
+static struct stats_segment	*seg = &local_segment;
+
+#define ADD(field, n)	__atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
+#define STORE(field, v)	__atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+
+static void
+segment_init(struct stats_segment *s)
+{
+	uint64_t	expected = 0;
+
+	/* The first process to arrive stamps the header; the rest wait. */
+	if (__atomic_compare_exchange_n(&s->magic, &expected, STATS_MAGIC - 1,
+	    0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		s->version = STATS_VERSION;
+		s->size = (uint32_t)sizeof(*s);
+		s->created = (int64_t)time(NULL);
+		__atomic_store_n(&s->magic, STATS_MAGIC, __ATOMIC_RELEASE);
+	}
+}
+
+int
+stats_open(const char *run_dir)
+{
+	char			 path[PATH_MAX];
+	struct stats_segment	*m;
+	struct stat		 st;
+	int			 fd, i;
+
+	local_segment.created = (int64_t)time(NULL);
+	if (snprintf(path, sizeof(path), "%s/stats", run_dir) >=
+	    (int)sizeof(path)) {
+		log_error("stats: run directory path too long", NULL);
+		return -1;
+	}
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) == -1 ||
+	    fstat(fd, &st) == -1 ||
+	    (st.st_size < (off_t)sizeof(*m) &&
+	    ftruncate(fd, (off_t)sizeof(*m)) == -1)) {
+		log_error("stats: cannot open the shared segment; counting "
+		    "in this process only", "path", path, "error",
+		    strerror(errno), NULL);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED) {
+		log_error("stats: cannot map the shared segment", "path",
+		    path, "error", strerror(errno), NULL);
+		return -1;
+	}
+	segment_init(m);
+	for (i = 0; i < 1000 &&
+	    __atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) != STATS_MAGIC; i++)
+		usleep(1000);
+	if (m->magic != STATS_MAGIC || m->version != STATS_VERSION ||
+	    m->size != sizeof(*m)) {
+		log_error("stats: the shared segment has another layout; "
+		    "remove it and restart", "path", path, NULL);
+		munmap(m, sizeof(*m));
+		return -1;
+	}
+	seg = m;
+	return 0;
+}
+
+const struct stats_segment *
+stats_segment(void)
+{
+	return seg;
+}
+
+static void
+histogram_add(struct stats_histogram *h, double seconds)
+{
+	size_t	i;
+
+	for (i = 0; i < STATS_BUCKETS; i++)
+		if (seconds <= stats_bucket_bounds[i])
+			break;
+	ADD(h->buckets[i], 1);
+	ADD(h->sum_us, (uint64_t)(seconds * 1e6 + 0.5));
+	ADD(h->count, 1);
+}
+
+static enum stats_status
+status_index(int status)
+{
+	int	i;
+
+	for (i = 0; i < SSTATUS_OTHER; i++)
+		if (stats_status_codes[i] == status)
+			return (enum stats_status)i;
+	return SSTATUS_OTHER;
+}
+
+void
+stats_request_done(const struct request *req)
+{
+	struct timespec	now;
+	double		seconds;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	seconds = (double)(now.tv_sec - req->started.tv_sec) +
+	    (double)(now.tv_nsec - req->started.tv_nsec) / 1e9;
+	ADD(seg->requests[req->route][req->method][status_index(req->status)],
+	    1);
+	histogram_add(&seg->request_duration[req->route], seconds);
+}
+
+void
+stats_db_query(enum stats_stmt stmt, double seconds)
+{
+	histogram_add(&seg->db_query_duration[stmt], seconds);
+}
+
+void
+stats_db_error(enum stats_db_error kind)
+{
+	ADD(seg->db_errors[kind], 1);
+}
+
+void
+stats_db_reconnect(void)
+{
+	ADD(seg->db_reconnects, 1);
+}
+
+void
+stats_db_up(int up)
+{
+	STORE(seg->db_up, (uint64_t)(up != 0));
+	STORE(seg->db_up_seen, 1);
+}
+
+void
+stats_counter_seen(long long value)
+{
+	STORE(seg->counter_value, (int64_t)value);
+	STORE(seg->counter_seen, 1);
+}
+
+void
+stats_idempotent_replay(void)
+{
+	ADD(seg->idempotent_replays, 1);
+}

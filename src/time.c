@@ -1,0 +1,62 @@
+/* tally-time - GET /time: the server's UTC time, the client's address and
+ * the proxy chain. 200 always (405 for other methods: see responder.c). */
+#include "config.h"
+
+#include <time.h>
+
+#include "clientip.h"
+#include "responder.h"
+#include "response.h"
+#include "timestamp.h"
+
+static const struct settings	*cfg;
+
+static int
+time_start(const struct settings *s)
+{
+	cfg = s;
+	return 0;
+}
+
+static void
+time_handle(struct request *req)
+{
+	struct client_info	 ci;
+	struct timespec		 now;
+	struct json_object	*body, *chain;
+	char			 ts[TIMESTAMP_LEN];
+	size_t			 i;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	timestamp_format(&now, ts, sizeof(ts));
+	clientip_resolve(&cfg->trusted_proxies, req->remote_addr,
+	    req->forwarded_for, &ci);
+	chain = json_object_new_array_ext((int)ci.chain_len);
+	for (i = 0; i < ci.chain_len; i++)
+		json_object_array_add(chain,
+		    json_object_new_string(ci.chain[i]));
+	body = json_object_new_object();
+	json_object_object_add(body, "timestamp", json_object_new_string(ts));
+	json_object_object_add(body, "user_ip", ci.user_ip[0] != '\0' ?
+	    json_object_new_string(ci.user_ip) : NULL);
+	json_object_object_add(body, "proxy_chain", chain);
+	if (ci.chain_truncated)
+		json_object_object_add(body, "proxy_chain_truncated",
+		    json_object_new_boolean(1));
+	response_json(req, 200, body, NULL);
+}
+
+static const struct responder time_responder = {
+	.name = "tally-time",
+	.routes = ROUTE_BIT(ROUTE_TIME),
+	.methods = METHODS_READ,
+	.allow = "GET, HEAD",
+	.start = time_start,
+	.handle = time_handle,
+};
+
+int
+main(int argc, char **argv)
+{
+	return responder_main(&time_responder, argc, argv);
+}

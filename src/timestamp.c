@@ -1,0 +1,29 @@
+/* tally - timestamp: RFC 3339 UTC time with milliseconds. */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "timestamp.h"
+
+int
+timestamp_format(const struct timespec *ts, char *buf, size_t len)
+{
+	struct tm	tm;
+	int		n;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (len < TIMESTAMP_LEN || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
+		return -1;
+	if (gmtime_r(&ts->tv_sec, &tm) == NULL ||
+	    tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+		return -1;
+	n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, ts->tv_nsec / 1000000L);
+	if (n != TIMESTAMP_LEN - 1) {
+		buf[0] = '\0';
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bats
+# tally - TALLY_TRUSTED_PROXIES changes user_ip as specified (issue 2).
+
+load ../lib/helpers
+
+setup_file() {
+	export TALLY_TRUSTED_PROXIES="127.0.0.0/8, 10.0.0.0/8, fd00::/8"
+	tally_stack_start
+}
+
+teardown_file() {
+	tally_stack_stop
+}
+
+user_ip_for() {
+	http GET /time -H "X-Forwarded-For: $1"
+	assert_equal "$HTTP_STATUS" 200
+	jq -r .user_ip <<<"$HTTP_BODY"
+}
+
+@test "a trusted peer: the rightmost untrusted X-Forwarded-For entry is the user" {
+	assert_equal "$(user_ip_for '203.0.113.7, 10.0.0.2')" "203.0.113.7"
+	assert_equal "$(user_ip_for '198.51.100.1, 203.0.113.7, 10.1.2.3, 10.0.0.2')" "203.0.113.7"
+}
+
+@test "a client cannot spoof user_ip by prepending entries" {
+	assert_equal "$(user_ip_for '1.1.1.1, 203.0.113.9')" "203.0.113.9"
+}
+
+@test "IPv6 and ports in X-Forwarded-For" {
+	assert_equal "$(user_ip_for '[2001:db8::1]:443, fd00::5')" "2001:db8::1"
+}
+
+@test "all hops trusted: the leftmost is the user" {
+	assert_equal "$(user_ip_for '10.9.9.9, 10.0.0.2')" "10.9.9.9"
+}
+
+@test "garbage stops the walk at the last trusted hop" {
+	assert_equal "$(user_ip_for 'evil, 10.0.0.2')" "10.0.0.2"
+	assert_equal "$(user_ip_for '203.0.113.7, evil')" "127.0.0.1"
+}
+
+@test "no X-Forwarded-For: the peer itself" {
+	http GET /time
+	assert_equal "$(jq -r .user_ip <<<"$HTTP_BODY")" "127.0.0.1"
+}
