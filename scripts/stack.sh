@@ -12,6 +12,8 @@
 #   TALLY_CONF_DIR   lighttpd.conf (etc/)
 #   TALLY_LISTEN, TALLY_PORT   where lighttpd listens (127.0.0.1, 8080)
 #   STACK_LOG_DIR    if set, each part logs to a file there, else to stderr
+#   TALLY_RESPONDER_WRAPPER  if set, a command line put before each
+#                    responder (e.g. "valgrind --error-exitcode=99")
 # Layout under STACK_DIR:
 #   pg/data, pg/socket   the private cluster (unix socket only)
 #   run/                 0750: the responders' sockets (0660), stats, pids
@@ -188,8 +190,9 @@ stack_supervise() {
 	local name=$1 sock=$2 child=0 stopping=0
 	trap 'stopping=1; [[ $child -gt 0 ]] && kill -TERM "$child" 2>/dev/null' TERM INT
 	while ((stopping == 0)); do
+		# shellcheck disable=SC2086 # the wrapper is a command line
 		(stack_exec_as_user spawn-fcgi -n -s "$sock" -M 0660 -- \
-			"$TALLY_BIN_DIR/tally-$name") &
+			${TALLY_RESPONDER_WRAPPER:-} "$TALLY_BIN_DIR/tally-$name") &
 		child=$!
 		wait "$child" || true
 		# wait returns early when a trapped signal arrives

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "batch.h"
 #include "counter.h"
@@ -16,39 +17,52 @@ enum counter_op {
 };
 
 struct counter_call {
-	enum counter_op	op;
-	int		ok;
-	long long	value;
+	enum counter_op	 op;
+	const char	*key;		/* Idempotency-Key, or NULL */
+	int		 ok;
+	int		 replayed;
+	long long	 value;
 };
 
-static const struct db_statement stmt_read = {
-	"tally_read", "SELECT value FROM tally_counter WHERE id = 1", 0,
-	SSTMT_READ
+enum counter_stmt {
+	STMT_READ, STMT_INCREMENT, STMT_INCREMENT_KEYED
 };
-static const struct db_statement stmt_increment = {
-	"tally_increment",
-	"UPDATE tally_counter SET value = value + $1 WHERE id = 1 "
-	"RETURNING value", 1, SSTMT_INCREMENT
-};
+
 static const struct db_statement statements[] = {
-	stmt_read, stmt_increment
+	[STMT_READ] = { "tally_read",
+	    "SELECT value FROM tally_counter WHERE id = 1", 0, SSTMT_READ },
+	[STMT_INCREMENT] = { "tally_increment",
+	    "UPDATE tally_counter SET value = value + $1 WHERE id = 1 "
+	    "RETURNING value", 1, SSTMT_INCREMENT },
+	[STMT_INCREMENT_KEYED] = { "tally_increment_keyed",
+	    "SELECT key, value, replayed "
+	    "FROM tally_increment_keyed($1::bigint, $2::text[], $3::integer)",
+	    3, SSTMT_INCREMENT_KEYED },
 };
 
-static struct db	*db;
-static struct batch	 batch;
+static struct db		 *db;
+static struct batch		  batch;
+static struct counter_call	**keyed;	/* batch_max long */
+static unsigned int		  retention_s;
+
+static int
+parse_value(const char *text, long long *out)
+{
+	char	*end;
+
+	*out = strtoll(text, &end, 10);
+	return *text != '\0' && *end == '\0' ? 0 : -1;
+}
 
 /* One row, one bigint column: returns 0 with *out set, or -1. */
 static int
 single_value(PGresult *res, long long *out)
 {
-	char	*end;
-	int	 rc = -1;
+	int	rc = -1;
 
 	if (PQntuples(res) == 1 && PQnfields(res) == 1 &&
-	    !PQgetisnull(res, 0, 0)) {
-		*out = strtoll(PQgetvalue(res, 0, 0), &end, 10);
-		rc = *end == '\0' ? 0 : -1;
-	}
+	    !PQgetisnull(res, 0, 0))
+		rc = parse_value(PQgetvalue(res, 0, 0), out);
 	if (rc != 0)
 		log_error("database: the counter row is missing or odd; "
 		    "run tally-migrate", NULL);
@@ -56,52 +70,199 @@ single_value(PGresult *res, long long *out)
 	return rc;
 }
 
+static struct counter_call *
+call_of(struct batch_item *item)
+{
+	return item->arg;
+}
+
+/* Hands out the values of a committed batch: unkeyed increments get
+ * first .. first+k-1, reads get v. Keyed calls are already set. */
+static void
+assign_values(struct batch_item **items, size_t n, long long first,
+    long long v)
+{
+	struct counter_call	*c;
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		c = call_of(items[i]);
+		c->ok = 1;
+		if (c->op == OP_READ)
+			c->value = v;
+		else if (c->key == NULL)
+			c->value = first++;
+	}
+}
+
+static int
+compare_keys(const void *a, const void *b)
+{
+	return strcmp((*(struct counter_call *const *)a)->key,
+	    (*(struct counter_call *const *)b)->key);
+}
+
+/* The distinct keys, sorted, as a PostgreSQL text[] literal. Keys are
+ * printable ASCII; '"' and '\' are escaped. Returns NULL if out of memory. */
+static char *
+keys_literal(struct counter_call **calls, size_t n)
+{
+	size_t		 i, size = 3, len = 0;
+	const char	*p;
+	char		*s;
+
+	for (i = 0; i < n; i++)
+		size += 2 * strlen(calls[i]->key) + 3;
+	if ((s = malloc(size)) == NULL)
+		return NULL;
+	s[len++] = '{';
+	for (i = 0; i < n; i++) {
+		if (i > 0 && strcmp(calls[i]->key, calls[i - 1]->key) == 0)
+			continue;
+		if (len > 1)
+			s[len++] = ',';
+		s[len++] = '"';
+		for (p = calls[i]->key; *p != '\0'; p++) {
+			if (*p == '"' || *p == '\\')
+				s[len++] = '\\';
+			s[len++] = *p;
+		}
+		s[len++] = '"';
+	}
+	s[len++] = '}';
+	s[len] = '\0';
+	return s;
+}
+
 /*
- * Runs one batch: all increments as one UPDATE adding k, whose new value v
- * hands the callers v-k+1 ... v in queue order. Reads in the same batch
- * take v too: they overlap the increments, so either order is correct.
- * With no increment, one SELECT serves every read.
+ * Reads tally_increment_keyed's rows into the keyed calls (sorted by key,
+ * so rows and calls go in the same order). The first call of a key takes
+ * the row's replay flag; a second call with the same key in the batch is
+ * a replay of the first. Returns the number of keys counted now, or -1.
+ */
+static long long
+read_keyed_rows(PGresult *res, struct counter_call **calls, size_t n)
+{
+	long long	 fresh = 0;
+	size_t		 i;
+	int		 row = 0;
+
+	for (i = 0; i < n; i++) {
+		if (i > 0 && strcmp(calls[i]->key, calls[i - 1]->key) == 0) {
+			calls[i]->value = calls[i - 1]->value;
+			calls[i]->replayed = 1;
+			calls[i]->ok = 1;
+			continue;
+		}
+		row++;
+		if (row >= PQntuples(res) ||
+		    strcmp(PQgetvalue(res, row, 0), calls[i]->key) != 0 ||
+		    parse_value(PQgetvalue(res, row, 1), &calls[i]->value) != 0)
+			return -1;
+		calls[i]->replayed = PQgetvalue(res, row, 2)[0] == 't';
+		calls[i]->ok = 1;
+		fresh += !calls[i]->replayed;
+	}
+	return row + 1 == PQntuples(res) ? fresh : -1;
+}
+
+/* A batch with keyed increments: one call of tally_increment_keyed. */
+static int
+run_keyed(struct batch_item **items, size_t n, long long unkeyed)
+{
+	PGresult	*res;
+	const char	*params[3];
+	char		 kbuf[24], rbuf[16], *lit;
+	long long	 v, fresh;
+	size_t		 i, nkeyed = 0;
+
+	for (i = 0; i < n; i++)
+		if (call_of(items[i])->key != NULL)
+			keyed[nkeyed++] = call_of(items[i]);
+	qsort(keyed, nkeyed, sizeof(*keyed), compare_keys);
+	if ((lit = keys_literal(keyed, nkeyed)) == NULL)
+		return -1;
+	snprintf(kbuf, sizeof(kbuf), "%lld", unkeyed);
+	snprintf(rbuf, sizeof(rbuf), "%u", retention_s);
+	params[0] = kbuf;
+	params[1] = lit;
+	params[2] = rbuf;
+	if (db_exec(db, &statements[STMT_INCREMENT_KEYED], params, &res) != 0) {
+		free(lit);
+		return -1;
+	}
+	free(lit);
+	if (PQntuples(res) < 1 || parse_value(PQgetvalue(res, 0, 1), &v) != 0 ||
+	    (fresh = read_keyed_rows(res, keyed, nkeyed)) < 0) {
+		log_error("database: tally_increment_keyed answered oddly; "
+		    "run tally-migrate", NULL);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	stats_counter_seen(v);
+	assign_values(items, n, v - fresh - unkeyed + 1, v);
+	return 0;
+}
+
+/* A batch without keys: one UPDATE adding k, or one SELECT if k is 0. */
+static int
+run_plain(struct batch_item **items, size_t n, long long k)
+{
+	PGresult	*res;
+	const char	*params[1];
+	char		 kbuf[24];
+	long long	 v;
+
+	snprintf(kbuf, sizeof(kbuf), "%lld", k);
+	params[0] = kbuf;
+	if (db_exec(db, &statements[k > 0 ? STMT_INCREMENT : STMT_READ],
+	    k > 0 ? params : NULL, &res) != 0 || single_value(res, &v) != 0)
+		return -1;
+	stats_counter_seen(v);
+	assign_values(items, n, v - k + 1, v);
+	return 0;
+}
+
+/*
+ * Runs one batch as one statement. Reads in a batch with increments take
+ * the value after them: they overlap the increments, so either order is
+ * correct. If the statement fails, every call of the batch fails.
  */
 static void
 run_batch(void *ctx, struct batch_item **items, size_t n)
 {
 	struct counter_call	*c;
-	PGresult		*res;
-	const char		*params[1];
-	char			 kbuf[24];
-	long long		 v = 0, k = 0, next;
-	size_t			 i;
-	int			 ok;
+	long long		 unkeyed = 0;
+	size_t			 i, nkeyed = 0;
 
 	(void)ctx;
-	for (i = 0; i < n; i++)
-		if (((struct counter_call *)items[i]->arg)->op == OP_INCREMENT)
-			k++;
-	if (k > 0) {
-		snprintf(kbuf, sizeof(kbuf), "%lld", k);
-		params[0] = kbuf;
-		ok = db_exec(db, &stmt_increment, params, &res) == 0 &&
-		    single_value(res, &v) == 0;
-	} else
-		ok = db_exec(db, &stmt_read, NULL, &res) == 0 &&
-		    single_value(res, &v) == 0;
-	if (ok)
-		stats_counter_seen(v);
-	next = v - k + 1;
 	for (i = 0; i < n; i++) {
-		c = items[i]->arg;
-		c->ok = ok;
-		if (ok)
-			c->value = c->op == OP_INCREMENT ? next++ : v;
+		c = call_of(items[i]);
+		c->ok = 0;
+		c->replayed = 0;
+		if (c->op == OP_INCREMENT) {
+			if (c->key != NULL)
+				nkeyed++;
+			else
+				unkeyed++;
+		}
 	}
+	if ((nkeyed > 0 ? run_keyed(items, n, unkeyed) :
+	    run_plain(items, n, unkeyed)) != 0)
+		for (i = 0; i < n; i++)
+			call_of(items[i])->ok = 0;
 }
 
 int
 counter_open(const struct settings *s, const char *appname)
 {
+	retention_s = s->idem_retention_s;
 	db = db_new(s, appname, statements,
 	    sizeof(statements) / sizeof(statements[0]));
-	if (db == NULL || batch_init(&batch, s->batch_max, run_batch, NULL)) {
+	keyed = calloc(s->batch_max, sizeof(*keyed));
+	if (db == NULL || keyed == NULL ||
+	    batch_init(&batch, s->batch_max, run_batch, NULL) != 0) {
 		log_error("out of memory", NULL);
 		return -1;
 	}
@@ -114,28 +275,36 @@ counter_close(void)
 	batch_destroy(&batch);
 	db_free(db);
 	db = NULL;
+	free(keyed);
+	keyed = NULL;
 }
 
 static int
-counter_call(enum counter_op op, long long *value)
+counter_call(struct counter_call *c)
 {
-	struct counter_call	c = { op, 0, 0 };
+	batch_submit(&batch, c);
+	return c->ok ? 0 : -1;
+}
 
-	batch_submit(&batch, &c);
-	if (!c.ok)
+int
+counter_read(long long *value)
+{
+	struct counter_call	c = { OP_READ, NULL, 0, 0, 0 };
+
+	if (counter_call(&c) != 0)
 		return -1;
 	*value = c.value;
 	return 0;
 }
 
 int
-counter_read(long long *value)
+counter_increment(const char *key, long long *value, int *replayed)
 {
-	return counter_call(OP_READ, value);
-}
+	struct counter_call	c = { OP_INCREMENT, key, 0, 0, 0 };
 
-int
-counter_increment(long long *value)
-{
-	return counter_call(OP_INCREMENT, value);
+	if (counter_call(&c) != 0)
+		return -1;
+	*value = c.value;
+	*replayed = c.replayed;
+	return 0;
 }

@@ -78,6 +78,16 @@ psql_tally() {
 	stack_as_user psql -X -q -tA -d "$DATABASE_URL" -c "$1"
 }
 
+# write_with_key KEY: POST /write with an Idempotency-Key.
+write_with_key() {
+	http POST /write -d '' -H "Idempotency-Key: $1"
+}
+
+# keys_in_table: how many Idempotency-Keys the database holds.
+keys_in_table() {
+	psql_tally "SELECT count(*) FROM tally_idempotency_keys"
+}
+
 # counter_value: the counter as the database has it.
 counter_value() {
 	psql_tally "SELECT value FROM tally_counter WHERE id = 1"
