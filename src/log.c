@@ -13,6 +13,7 @@
 
 static const char	*log_prog = "tally";
 static enum log_level	 log_min = LOG_LEVEL_INFO;
+static __thread const char *log_request_id;
 
 static const char *const level_names[] = {
 	[LOG_LEVEL_DEBUG] = "debug",
@@ -35,6 +36,18 @@ log_init(const char *prog)
 			log_min = (enum log_level)i;
 }
 
+int
+log_enabled(enum log_level level)
+{
+	return level >= log_min;
+}
+
+void
+log_set_request_id(const char *request_id)
+{
+	log_request_id = request_id;
+}
+
 void
 log_event(enum log_level level, const char *msg, struct json_object *fields)
 {
@@ -42,7 +55,7 @@ log_event(enum log_level level, const char *msg, struct json_object *fields)
 	struct timespec		 now;
 	char			 ts[TIMESTAMP_LEN];
 
-	if (level < log_min) {
+	if (!log_enabled(level)) {
 		json_object_put(fields);
 		return;
 	}
@@ -55,6 +68,9 @@ log_event(enum log_level level, const char *msg, struct json_object *fields)
 	json_object_object_add(o, "prog", json_object_new_string(log_prog));
 	json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
 	json_object_object_add(o, "msg", json_object_new_string(msg));
+	if (log_request_id != NULL)
+		json_object_object_add(o, "request_id",
+		    json_object_new_string(log_request_id));
 	if (fields != NULL) {
 		json_object_object_foreach(fields, key, val)
 			json_object_object_add(o, key, json_object_get(val));
@@ -62,7 +78,8 @@ log_event(enum log_level level, const char *msg, struct json_object *fields)
 	}
 	/* One fprintf per line: stdio locks the stream, lines never mix. */
 	fprintf(stderr, "%s\n",
-	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	    json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 

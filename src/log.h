@@ -15,9 +15,21 @@ enum log_level {
  * (from TALLY_LOG_LEVEL: debug, info, warn, error; default info). */
 void	log_init(const char *prog);
 
-/* Writes {"time","level","prog","pid","msg", ...fields} as one line.
- * fields may be NULL; it is always consumed (json_object_put). */
+/* Writes {"time","level","prog","pid","msg", ...fields} as one line,
+ * plus "request_id" while the calling thread serves a request that sent
+ * one (log_set_request_id). fields may be NULL; it is always consumed
+ * (json_object_put). */
 void	log_event(enum log_level, const char *msg, struct json_object *fields);
+
+/* 1 if a line of this level would be written, else 0: lets a hot path
+ * skip building the fields of a line nobody wants. */
+int	log_enabled(enum log_level level);
+
+/* Names the X-Request-Id (checked, or NULL) of the request the calling
+ * thread serves, until it is set again: every line the thread logs, the
+ * database's included, then carries it. The string must outlive the
+ * request; set NULL when the request ends. */
+void	log_set_request_id(const char *request_id);
 
 /* Shorthands for a message with string key/value pairs, NULL-terminated. */
 void	log_info(const char *msg, ...);

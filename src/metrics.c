@@ -14,12 +14,13 @@
 
 #define LOAD(field)	__atomic_load_n(&(field), __ATOMIC_RELAXED)
 
+/* When the responder (its supervisor, before any worker) started: the
+ * same in every worker, so scrapes do not see it jump between them. */
 static time_t	started;
 
 static int
 metrics_start(const struct settings *s)
 {
-	started = time(NULL);
 	return counter_open(s, "tally-metrics");
 }
 
@@ -76,7 +77,7 @@ write_requests(FILE *f, const struct stats_segment *s)
 			}
 	help(f, "http_request_duration_seconds", "histogram",
 	    "Time from reading a request to answering it, by path.");
-	for (r = 0; r < ROUTE_OTHER; r++)
+	for (r = 0; r < ROUTE__COUNT; r++)
 		histogram(f, "http_request_duration_seconds", "path",
 		    route_path(r), &s->request_duration[r]);
 }
@@ -164,5 +165,6 @@ static const struct responder metrics_responder = {
 int
 main(int argc, char **argv)
 {
+	started = time(NULL);
 	return responder_main(&metrics_responder, argc, argv);
 }

@@ -88,12 +88,14 @@ serve(FCGX_Request *fcgx)
 	struct request	req;
 
 	request_init(&req, fcgx);
+	log_set_request_id(req.request_id);
 	if ((me->routes & ROUTE_BIT(req.route)) == 0)
 		response_error(&req, 404, "not found", NULL);
 	else if ((me->methods & (1u << req.method)) == 0)
 		response_method_not_allowed(&req, me->allow);
 	else
 		me->handle(&req);
+	log_set_request_id(NULL);
 }
 
 static void *
@@ -194,12 +196,13 @@ run_workers(void)
 static pid_t
 spawn_worker(void)
 {
-	pid_t	pid = fork();
+	pid_t	parent = getpid(), pid = fork();
 
 	if (pid != 0)
 		return pid;
-	/* The child stops with its parent, whatever kills the parent. */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() == 1)
+	/* The child stops with its parent, whatever kills the parent (the
+	 * parent may be pid 1, in a container: compare with its own pid). */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
 		_exit(1);
 	_exit(run_workers());
 }

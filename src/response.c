@@ -1,8 +1,10 @@
 /* tally - response: the one place that writes answers. */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "stats.h"
 #include "response.h"
@@ -31,10 +33,48 @@ response_set_retry_after(unsigned int seconds)
 	retry_after_s = seconds;
 }
 
+static double
+elapsed_seconds(const struct request *req)
+{
+	struct timespec	now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - req->started.tv_sec) +
+	    (double)(now.tv_nsec - req->started.tv_nsec) / 1e9;
+}
+
+/* A 5xx answer is logged as an error (with the X-Request-Id, see log.h);
+ * the others only at debug level, so the hot path builds no line. */
+static void
+log_answer(const struct request *req, double seconds, const char *error)
+{
+	enum log_level		 level;
+	struct json_object	*fields;
+
+	level = req->status >= 500 ? LOG_LEVEL_ERROR : LOG_LEVEL_DEBUG;
+	if (!log_enabled(level))
+		return;
+	if (error == NULL && req->status >= 400)
+		error = status_reason(req->status);
+	fields = json_object_new_object();
+	json_object_object_add(fields, "status",
+	    json_object_new_int(req->status));
+	json_object_object_add(fields, "duration_us",
+	    json_object_new_int64((int64_t)(seconds * 1e6 + 0.5)));
+	if (error != NULL)
+		json_object_object_add(fields, "error",
+		    json_object_new_string(error));
+	response_log(req, level, req->status >= 500 ? "request failed" :
+	    "request answered", fields);
+}
+
+/* Writes the answer, counts it in the metrics and logs it. error is the
+ * error class of a failed request ("database unavailable"), or NULL. */
 static int
 response_send(struct request *req, int status, const char *type,
-    const char *extra_headers, const char *body, size_t len)
+    const char *extra_headers, const char *body, size_t len, const char *error)
 {
+	double		 seconds;
 	FCGX_Stream	*out = req->fcgx->out;
 	char		 head[1024];
 	int		 n, rc;
@@ -55,7 +95,9 @@ response_send(struct request *req, int status, const char *type,
 		rc = FCGX_PutStr(head, n, out);
 	if (rc >= 0 && req->method != METHOD_HEAD && len > 0)
 		rc = FCGX_PutStr(body, (int)len, out);
-	stats_request_done(req);
+	seconds = elapsed_seconds(req);
+	stats_request_done(req, seconds);
+	log_answer(req, seconds, error);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -63,12 +105,12 @@ int
 response_text(struct request *req, int status, const char *type,
     const char *body, size_t len)
 {
-	return response_send(req, status, type, NULL, body, len);
+	return response_send(req, status, type, NULL, body, len, NULL);
 }
 
-int
-response_json(struct request *req, int status, struct json_object *body,
-    const char *extra_headers)
+static int
+response_json_error(struct request *req, int status, struct json_object *body,
+    const char *extra_headers, const char *error)
 {
 	size_t		 len;
 	const char	*text;
@@ -77,9 +119,16 @@ response_json(struct request *req, int status, struct json_object *body,
 	text = json_object_to_json_string_length(body,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	rc = response_send(req, status, "application/json", extra_headers,
-	    text, len);
+	    text, len, error);
 	json_object_put(body);
 	return rc;
+}
+
+int
+response_json(struct request *req, int status, struct json_object *body,
+    const char *extra_headers)
+{
+	return response_json_error(req, status, body, extra_headers, NULL);
 }
 
 int
@@ -89,7 +138,7 @@ response_error(struct request *req, int status, const char *message,
 	struct json_object	*body = json_object_new_object();
 
 	json_object_object_add(body, "error", json_object_new_string(message));
-	return response_json(req, status, body, extra_headers);
+	return response_json_error(req, status, body, extra_headers, message);
 }
 
 int
@@ -120,8 +169,5 @@ response_log(const struct request *req, enum log_level level,
 	    json_object_new_string(route_path(req->route)));
 	json_object_object_add(fields, "method",
 	    json_object_new_string(method_name(req->method)));
-	if (req->request_id != NULL)
-		json_object_object_add(fields, "request_id",
-		    json_object_new_string(req->request_id));
 	log_event(level, msg, fields);
 }

@@ -1,6 +1,7 @@
 /* tally - response: the one place that writes answers. Every answer gets
- * the same headers (JSON, no-store, nosniff), HEAD gets no body, and each
- * answer is counted in the metrics. */
+ * the same headers (JSON, no-store, nosniff), HEAD gets no body, each
+ * answer is counted in the metrics, and each 5xx answer is logged as an
+ * error with its path, status, duration and error class. */
 #ifndef TALLY_RESPONSE_H
 #define TALLY_RESPONSE_H
 
@@ -28,8 +29,8 @@ int	response_method_not_allowed(struct request *req, const char *allow);
 /* 503 {"error":"database unavailable"} with Retry-After. */
 int	response_db_unavailable(struct request *req);
 
-/* Logs msg with the request's path, method and X-Request-Id added to
- * fields (consumed, may be NULL). */
+/* Logs msg with the request's path and method added to fields (consumed,
+ * may be NULL); log.h adds its X-Request-Id. */
 void	response_log(const struct request *req, enum log_level level,
 	    const char *msg, struct json_object *fields);
 

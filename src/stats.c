@@ -26,7 +26,6 @@ const char *const stats_stmt_names[SSTMT__COUNT] = {
 	[SSTMT_INCREMENT] = "increment",
 	[SSTMT_INCREMENT_KEYED] = "increment_keyed",
 	[SSTMT_READ] = "read",
-	[SSTMT_PING] = "ping",
 	[SSTMT_EXPIRE] = "expire_keys",
 };
 
@@ -96,7 +95,7 @@ stats_open(const char *run_dir)
 	segment_init(m);
 	for (i = 0; i < 1000 &&
 	    __atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) != STATS_MAGIC; i++)
-		usleep(1000);
+		nanosleep(&(struct timespec){ 0, 1000 * 1000 }, NULL);
 	if (m->magic != STATS_MAGIC || m->version != STATS_VERSION ||
 	    m->size != sizeof(*m)) {
 		log_error("stats: the shared segment has another layout; "
@@ -139,14 +138,8 @@ status_index(int status)
 }
 
 void
-stats_request_done(const struct request *req)
+stats_request_done(const struct request *req, double seconds)
 {
-	struct timespec	now;
-	double		seconds;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	seconds = (double)(now.tv_sec - req->started.tv_sec) +
-	    (double)(now.tv_nsec - req->started.tv_nsec) / 1e9;
 	ADD(seg->requests[req->route][req->method][status_index(req->status)],
 	    1);
 	histogram_add(&seg->request_duration[req->route], seconds);

@@ -22,7 +22,7 @@ enum stats_status {
 
 /* Statements timed in tally_db_query_duration_seconds{statement}. */
 enum stats_stmt {
-	SSTMT_INCREMENT, SSTMT_INCREMENT_KEYED, SSTMT_READ, SSTMT_PING,
+	SSTMT_INCREMENT, SSTMT_INCREMENT_KEYED, SSTMT_READ,
 	SSTMT_EXPIRE, SSTMT__COUNT
 };
 
@@ -61,7 +61,8 @@ int	stats_open(const char *run_dir);
 /* The mapped segment (or the local fallback); never NULL after open. */
 const struct stats_segment *stats_segment(void);
 
-void	stats_request_done(const struct request *req);
+/* Counts an answered request that took seconds. */
+void	stats_request_done(const struct request *req, double seconds);
 void	stats_db_query(enum stats_stmt stmt, double seconds);
 void	stats_db_error(enum stats_db_error kind);
 void	stats_db_reconnect(void);

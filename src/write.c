@@ -44,8 +44,6 @@ write_handle(struct request *req)
 		return;
 	}
 	if (counter_increment(key, &value, &replayed) != 0) {
-		response_log(req, LOG_LEVEL_WARN,
-		    "increment failed: database unavailable", NULL);
 		response_db_unavailable(req);
 		return;
 	}
