@@ -178,6 +178,7 @@ stack_pg_stop() {
 }
 
 # Applies the schema to DATABASE_URL (or the PG* variables).
+# shellcheck disable=SC2153 # TALLY_BIN_DIR is an input (see the top)
 stack_migrate() {
 	stack_as_user "$TALLY_BIN_DIR/tally-migrate" --dir "$TALLY_SQL_DIR"
 }

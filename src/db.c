@@ -24,6 +24,7 @@ struct db {
 	int64_t				 next_attempt_ms;
 	unsigned int			 backoff_ms;
 	int				 connected_before;
+	int				 warned;	/* during this statement */
 };
 
 static int64_t
@@ -212,6 +213,25 @@ db_connect_env(const char *appname, unsigned int connect_timeout_s)
 	return PQconnectdbParams(keys, vals, 1);
 }
 
+/*
+ * libpq hands the server's notices here (it would print them raw on
+ * stderr): they are logged as JSON. A WARNING makes the statement's
+ * outcome unknown: "canceling wait for synchronous replication" comes with
+ * a COMMIT that succeeded on the primary but may be missing on the standby.
+ */
+static void
+db_notice(void *arg, const PGresult *r)
+{
+	struct db	*db = arg;
+	const char	*severity;
+
+	severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	if (severity != NULL && strcmp(severity, "WARNING") == 0)
+		db->warned = 1;
+	log_warn("database: notice from the server", "severity", severity,
+	    "notice", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), NULL);
+}
+
 static int
 db_connect(struct db *db)
 {
@@ -230,6 +250,7 @@ db_connect(struct db *db)
 	}
 	if (PQsetnonblocking(db->conn, 1) != 0)
 		goto fail;
+	PQsetNoticeReceiver(db->conn, db_notice, db);
 	deadline = now_ms() + db->timeout_ms;
 	snprintf(sql, sizeof(sql), "SET statement_timeout = %u",
 	    db->timeout_ms);
@@ -254,6 +275,26 @@ fail:
 	return -1;
 }
 
+/*
+ * A connection the server closed while it sat idle (a restart, a
+ * failover) has the server's last message and the end of file waiting
+ * on its socket. Reads them without sending anything. Returns 1 if the
+ * connection is still usable, 0 if it is gone.
+ */
+static int
+db_idle_alive(struct db *db)
+{
+	struct pollfd	pfd;
+	int		i;
+
+	pfd.fd = PQsocket(db->conn);
+	pfd.events = POLLIN;
+	for (i = 0; i < 3 && poll(&pfd, 1, 0) > 0; i++)
+		if (PQconsumeInput(db->conn) == 0)
+			return 0;
+	return PQstatus(db->conn) == CONNECTION_OK;
+}
+
 int
 db_exec(struct db *db, const struct db_statement *stmt,
     const char *const *values, PGresult **res)
@@ -264,10 +305,17 @@ db_exec(struct db *db, const struct db_statement *stmt,
 	int		 timed_out;
 
 	*res = NULL;
+	if (db->conn != NULL && !db_idle_alive(db)) {
+		/* Nothing was sent on it: starting afresh is safe. */
+		log_info("database: connection closed while idle; reconnecting",
+		    NULL);
+		db_drop(db);
+	}
 	if (db->conn == NULL && db_connect(db) != 0)
 		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	deadline = now_ms() + db->timeout_ms;
+	db->warned = 0;
 	if (!PQsendQueryPrepared(db->conn, stmt->name, stmt->nparams, values,
 	    NULL, NULL, 0)) {
 		db_log_failure("database: cannot send the statement",
@@ -280,9 +328,13 @@ db_exec(struct db *db, const struct db_statement *stmt,
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	stats_db_query(stmt->metric, (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-	if (!result_ok(r)) {
+	if (!result_ok(r) || db->warned) {
 		if (timed_out)
 			log_error("database: no answer in time", "statement",
+			    stmt->name, NULL);
+		else if (result_ok(r))
+			log_error("database: a warning came with the result, "
+			    "so its outcome is unknown", "statement",
 			    stmt->name, NULL);
 		else
 			db_log_failure("database: statement failed",

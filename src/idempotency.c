@@ -59,7 +59,7 @@ expire_round(void)
 			return;
 		deleted = strtol(PQcmdTuples(res), NULL, 10);
 		PQclear(res);
-		if (deleted < atol(EXPIRE_BATCH))
+		if (deleted < strtol(EXPIRE_BATCH, NULL, 10))
 			return;
 	}
 }

@@ -119,7 +119,7 @@ assert_api_headers() {
 	assert_equal "$(header x-content-type-options)" "nosniff"
 	assert_equal "$(header x-frame-options)" "DENY"
 	# no inline script or style in the page itself
-	run grep -Ei '<script>|<script [^>]*>[^<]|<style|style=|on[a-z]+=' <<<"$HTTP_BODY"
+	run grep -Ei '<script>|<script [^>]*>[^<]|<style|style=|[[:space:]]on[a-z]+=' <<<"$HTTP_BODY"
 	assert_failure
 }
 
@@ -138,7 +138,7 @@ assert_api_headers() {
 
 @test "database down: 503 JSON with Retry-After within seconds; back up: the same responders serve again" {
 	local pids_before start elapsed
-	pids_before=$(pgrep -f 'tally-(read|write|healthz)' | sort | tr '\n' ' ')
+	pids_before=$(responder_pids)
 	stack_pg_stop fast
 	for p in "GET /read" "POST /write" "GET /healthz"; do
 		read -r method path <<<"$p"
@@ -167,7 +167,7 @@ assert_api_headers() {
 	assert_equal "$ok" 1
 	http POST /write -d ''
 	assert_equal "$HTTP_STATUS" 200
-	assert_equal "$(pgrep -f 'tally-(read|write|healthz)' | sort | tr '\n' ' ')" "$pids_before"
+	assert_equal "$(responder_pids)" "$pids_before"
 }
 
 @test "X-Forwarded-For garbage still gives valid, bounded JSON" {

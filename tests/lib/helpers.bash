@@ -28,8 +28,10 @@ tally_stack_env() {
 
 # Starts a whole stack for this test file; exports TALLY_URL, STACK_DIR,
 # STACK_LOG_DIR and DATABASE_URL. Extra TALLY_* settings may be exported
-# before calling it.
+# before calling it. tally_stack_start DATABASE_URL uses that database
+# instead of a private cluster.
 tally_stack_start() {
+	local database=${1:-}
 	tally_stack_env
 	STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tally-test.XXXXXX")
 	export STACK_DIR STACK_LOG_DIR="$STACK_DIR/log"
@@ -37,6 +39,7 @@ tally_stack_start() {
 	TALLY_PORT=$(stack_free_port)
 	export TALLY_URL="http://127.0.0.1:$TALLY_PORT"
 	unset DATABASE_URL PGHOST
+	if [[ -n $database ]]; then export DATABASE_URL=$database; fi
 	stack_start
 	export DATABASE_URL
 }
@@ -56,6 +59,7 @@ tally_stack_stop() {
 
 # http METHOD PATH [curl options...]: sets HTTP_STATUS, HTTP_BODY and
 # HTTP_HEADERS (lower-cased names). Never fails by itself.
+# shellcheck disable=SC2034 # the HTTP_* results are for the callers
 http() {
 	local method=$1 path=$2 out hdr
 	shift 2
@@ -76,6 +80,20 @@ header() {
 # psql_tally SQL: runs SQL on the stack's database as the stack's user.
 psql_tally() {
 	stack_as_user psql -X -q -tA -d "$DATABASE_URL" -c "$1"
+}
+
+# responder_pids: this stack's responder processes (each supervisor and
+# its workers), sorted, on one line. Other stacks on the machine are not
+# included.
+responder_pids() {
+	local name loop master
+	for name in "${STACK_RESPONDERS[@]}"; do
+		loop=$(<"$STACK_DIR/run/$name.pid")
+		for master in $(pgrep -P "$loop"); do
+			echo "$master"
+			pgrep -P "$master" || true
+		done
+	done | sort -n | tr '\n' ' '
 }
 
 # write_with_key KEY: POST /write with an Idempotency-Key.

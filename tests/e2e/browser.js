@@ -1,0 +1,526 @@
+#!/usr/bin/env node
+/* tally - the page in a real browser. Drives Debian's chromium, headless,
+ * through playwright-core against a running stack, the way a person uses
+ * the page. tests/integration/browser.bats starts the stack, runs this
+ * once, and has one test per scenario:
+ *
+ *   node browser.js [SCENARIO...]   (all by default; see SCENARIOS below)
+ *
+ * One browser runs the scenarios in turn, each in fresh contexts. Prints
+ * "ok NAME" or "not ok NAME" and the reason for each; exits 1 if any
+ * failed.
+ *
+ * Environment:
+ *   TALLY_URL             the stack's address (required)
+ *   TALLY_SCREENSHOT_DIR  where screenshots go (required by "screenshots"
+ *                         and "database-outage")
+ *   TALLY_DB_STOP, TALLY_DB_START  shell commands that stop and start the
+ *                         stack's PostgreSQL ("database-outage")
+ *   TALLY_E2E_RESULTS     if set, a directory that gets NAME.result per
+ *                         scenario: "ok", or "not ok" and the reason
+ *   CHROMIUM              the browser (default /usr/bin/chromium)
+ *
+ * Every scenario also fails on a console error or warning, an uncaught
+ * exception or a Content-Security-Policy violation in the page. */
+'use strict';
+
+const assert = require('node:assert/strict');
+const { execFile } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { promisify } = require('node:util');
+const { chromium } = require('playwright-core');
+
+const BASE = requireEnv('TALLY_URL');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+/* The flags Debian's chromium needs to run headless as root here;
+ * playwright adds a new, empty --user-data-dir of its own. */
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu',
+	'--no-first-run', '--disable-background-networking',
+	'--disable-component-update', '--disable-sync'];
+const STEP_TIMEOUT_MS = 15000;
+const SCENARIO_TIMEOUT_MS = 45000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+function requireEnv(name) {
+	const value = process.env[name];
+	if (!value)
+		throw new Error(`${name} is not set`);
+	return value;
+}
+
+/* --- the API, straight from node: the truth the page is checked against */
+
+async function apiCounter() {
+	const response = await fetch(`${BASE}/read`, { cache: 'no-store' });
+	assert.equal(response.status, 200, 'GET /read answers 200');
+	return (await response.json()).counter;
+}
+
+/* --- waiting ------------------------------------------------------------- */
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/* Polls check() until it returns a truthy value (returned), or fails
+ * after timeoutMs with `what` and the last value seen. */
+async function waitUntil(what, check, timeoutMs = STEP_TIMEOUT_MS) {
+	const deadline = Date.now() + timeoutMs;
+	let last;
+	for (;;) {
+		last = await check();
+		if (last)
+			return last;
+		if (Date.now() > deadline)
+			throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+		await sleep(100);
+	}
+}
+
+/* --- what goes wrong inside the page --------------------------------- */
+
+/* Collects console errors and warnings, uncaught exceptions and CSP
+ * violations. Some console errors are expected at times (the browser
+ * logs every 503 while the database is down): tolerate(pattern) lets
+ * matching ones pass until the returned function is called. */
+class PageWatch {
+	constructor() {
+		this.problems = [];
+		this.tolerated = [];
+	}
+
+	async attach(context) {
+		await context.exposeBinding('tallyReportViolation', (source, v) =>
+			this.problems.push(`CSP violation: ${v}`));
+		await context.addInitScript(() => {
+			document.addEventListener('securitypolicyviolation', (e) =>
+				window.tallyReportViolation(
+					`${e.violatedDirective} blocked ${e.blockedURI || 'inline code'}`));
+		});
+	}
+
+	watch(page) {
+		page.on('console', (msg) => {
+			if (msg.type() !== 'error' && msg.type() !== 'warning')
+				return;
+			const text = `console ${msg.type()}: ${msg.text()} (${msg.location().url || 'page'})`;
+			if (this.tolerated.some((pattern) => pattern.test(msg.text())))
+				return;
+			this.problems.push(text);
+		});
+		page.on('pageerror', (error) =>
+			this.problems.push(`uncaught exception: ${error.message}`));
+	}
+
+	tolerate(pattern) {
+		this.tolerated.push(pattern);
+		return () => {
+			this.tolerated = this.tolerated.filter((p) => p !== pattern);
+		};
+	}
+
+	/* Takes out the problems that match; returns how many there were. */
+	take(pattern) {
+		const before = this.problems.length;
+		this.problems = this.problems.filter((p) => !pattern.test(p));
+		return before - this.problems.length;
+	}
+
+	assertClean() {
+		assert.deepEqual(this.problems, [],
+			'no console errors, uncaught exceptions or CSP violations');
+	}
+}
+
+/* --- the browser and the page ------------------------------------------ */
+
+function launchBrowser() {
+	return chromium.launch({
+		executablePath: CHROMIUM,
+		headless: true,
+		args: CHROMIUM_FLAGS,
+	});
+}
+
+/* The contexts of one scenario: opened fresh, all closed at its end. */
+class Session {
+	constructor(browser) {
+		this.browser = browser;
+		this.contexts = [];
+	}
+
+	/* Opens the page in a new context; resolves to { page, watch } once
+	 * the counter and the clock show values from the server. */
+	async open(options = {}) {
+		const context = await this.browser.newContext({
+			viewport: { width: 1280, height: 800 },
+			...options,
+		});
+		this.contexts.push(context);
+		const watch = new PageWatch();
+		await watch.attach(context);
+		const page = await context.newPage();
+		page.setDefaultTimeout(STEP_TIMEOUT_MS);
+		watch.watch(page);
+		const answer = await page.goto(`${BASE}/`);
+		assert.equal(answer.status(), 200, 'the page answers 200');
+		if (options.javaScriptEnabled !== false) {
+			await page.locator('#counter[data-state="ok"]').waitFor();
+			await page.locator('#server-time[datetime]').waitFor();
+		}
+		return { page, watch };
+	}
+
+	async close() {
+		await Promise.all(this.contexts.map((c) => c.close().catch(() => {})));
+	}
+}
+
+/* The counter as the page shows it: the number a person reads, checked
+ * against the machine-readable value beside it. */
+async function pageCounter(page) {
+	const counter = page.locator('#counter');
+	const value = Number(await counter.getAttribute('data-value'));
+	const shown = (await counter.textContent()).replace(/[^0-9]/g, '');
+	assert.equal(shown, String(value), 'the counter shows its value');
+	return value;
+}
+
+async function waitForCounter(page, expected) {
+	await waitUntil(`the page to show the counter ${expected}`,
+		async () => (await pageCounter(page)) === expected);
+}
+
+const isWrite = (r) => new URL(r.url()).pathname === '/write' &&
+	(r.request ? r.request() : r).method() === 'POST';
+
+/* Does `act` and resolves to the JSON of the /write answer it caused. */
+async function writeBy(page, act) {
+	const [answer] = await Promise.all([page.waitForResponse(isWrite), act()]);
+	assert.equal(answer.status(), 200, 'POST /write answers 200');
+	return (await answer.json()).counter;
+}
+
+/* Records the Idempotency-Key of every /write the page sends. */
+function recordWriteKeys(page) {
+	const keys = [];
+	page.on('request', (r) => {
+		if (isWrite(r))
+			keys.push(r.headers()['idempotency-key']);
+	});
+	return keys;
+}
+
+function assertFreshKeys(keys, count) {
+	assert.equal(keys.length, count, `${count} requests to /write`);
+	keys.forEach((key) => assert.match(key, UUID, 'the key is a UUID'));
+	assert.equal(new Set(keys).size, count, 'every click has its own key');
+}
+
+async function screenshot(page, name) {
+	const dir = requireEnv('TALLY_SCREENSHOT_DIR');
+	fs.mkdirSync(dir, { recursive: true });
+	const file = path.join(dir, name);
+	await page.screenshot({ path: file, fullPage: true });
+	console.log(`screenshot: ${file}`);
+}
+
+const runShell = promisify(execFile);
+
+async function shell(variable) {
+	await runShell('bash', ['-c', requireEnv(variable)], { timeout: 60000 });
+}
+
+/* --- scenarios ---------------------------------------------------------- */
+
+/* The clock shows the server's time and moves; the visitor's address,
+ * the proxy chain and the counter are the server's. */
+async function facts(session) {
+	const { page, watch } = await session.open();
+	const clock = page.locator('#server-time');
+	const first = await clock.getAttribute('datetime');
+	const firstMs = Date.parse(first);
+	assert.ok(Math.abs(firstMs - Date.now()) < 60000,
+		`the server time ${first} is about now`);
+	const hms = first.slice(11, 19);
+	assert.equal(await clock.textContent(), hms, 'the clock shows HH:MM:SS (UTC)');
+	const next = await waitUntil('the clock to move', async () => {
+		const t = await clock.getAttribute('datetime');
+		return t !== first && t;
+	}, 5000);
+	assert.ok(Date.parse(next) > firstMs, 'the clock moves forward');
+
+	assert.equal((await page.locator('#visitor-ip').textContent()).trim(),
+		'127.0.0.1', "the visitor's address");
+	assert.match(await page.locator('#proxy-chain').textContent(),
+		/directly/, 'no proxy in between');
+	assert.equal(await pageCounter(page), await apiCounter(),
+		'the counter is the one GET /read answers');
+	assert.equal(await page.getByRole('status', { name: 'Counter' })
+		.getAttribute('aria-live'), 'polite', 'the counter is a labelled live region');
+	assert.equal(await page.locator('#notice').isVisible(), false,
+		'no problem to report');
+
+	/* Behind proxies: the next /time shows the chain in order. */
+	await page.setExtraHTTPHeaders({ 'X-Forwarded-For': '203.0.113.7, 10.0.0.2' });
+	await waitUntil('the proxy chain', async () =>
+		(await page.locator('#proxy-chain').textContent()) ===
+		'203.0.113.7 → 10.0.0.2', 5000);
+
+	/* The watch would see a violation: an inline style is refused. */
+	await page.evaluate(() => {
+		const style = document.createElement('style');
+		style.textContent = 'body { color: red }';
+		document.head.append(style);
+	});
+	await waitUntil('the CSP violation to be reported',
+		() => watch.problems.some((p) => p.startsWith('CSP violation')), 5000);
+	assert.ok(watch.take(/style-src|inline style/) >= 1);
+	watch.assertClean();
+}
+
+/* Click, Enter and Space each count once and the page shows what
+ * /write answered; each sends its own Idempotency-Key. */
+async function increment(session) {
+	const { page, watch } = await session.open();
+	const keys = recordWriteKeys(page);
+	const button = page.getByRole('button', { name: 'Increment' });
+
+	let value = await writeBy(page, () => button.click());
+	await waitForCounter(page, value);
+	assert.equal(await apiCounter(), value, 'the database has the click');
+
+	/* From the keyboard alone: Tab reaches the button. */
+	await page.locator('body').focus();
+	await waitUntil('Tab to reach the button', async () => {
+		await page.keyboard.press('Tab');
+		return page.evaluate(() => document.activeElement.id === 'increment');
+	}, 5000);
+	const outline = await button.evaluate((b) => getComputedStyle(b).outlineStyle);
+	assert.notEqual(outline, 'none', 'the focused button shows a focus ring');
+
+	for (const key of ['Enter', 'Space']) {
+		const before = value;
+		value = await writeBy(page, () => page.keyboard.press(key));
+		assert.equal(value, before + 1, `${key} counts once`);
+		await waitForCounter(page, value);
+		assert.equal(await apiCounter(), value, `the database has the ${key}`);
+	}
+	assertFreshKeys(keys, 3);
+	watch.assertClean();
+}
+
+/* Five quick clicks: five increments, none lost, and the page ends on
+ * the highest value /write answered. */
+async function quickClicks(session) {
+	const { page, watch } = await session.open();
+	const keys = recordWriteKeys(page);
+	const answers = [];
+	page.on('response', (r) => {
+		if (isWrite(r))
+			answers.push(r.json().then((body) => [r.status(), body.counter]));
+	});
+	const before = await apiCounter();
+	const button = page.getByRole('button', { name: 'Increment' });
+	for (let i = 0; i < 5; i++)
+		await button.click();
+	await waitUntil('five answers from /write', () => answers.length === 5);
+	const results = await Promise.all(answers);
+	results.forEach(([status]) => assert.equal(status, 200));
+	const values = results.map(([, v]) => v).sort((a, b) => a - b);
+	assert.deepEqual(values, [1, 2, 3, 4, 5].map((i) => before + i),
+		'each click counted once');
+	await waitForCounter(page, before + 5);
+	assert.equal(await apiCounter(), before + 5, 'the database has all five');
+	assertFreshKeys(keys, 5);
+	watch.assertClean();
+}
+
+/* The answer to a click is lost after the server counted it: the page
+ * sends the same request again, with the same key, and the server
+ * counts it once. */
+async function lostAnswer(session) {
+	const { page, watch } = await session.open();
+	const keys = recordWriteKeys(page);
+	const before = await apiCounter();
+	let first = null;
+	await page.route('**/write', async (route) => {
+		if (first !== null)
+			return route.continue();
+		const answer = await route.fetch();   /* reaches the server */
+		first = { status: answer.status(), body: await answer.json() };
+		return route.abort('connectionreset'); /* the page never sees it */
+	});
+	const endTolerance = watch.tolerate(/net::ERR_CONNECTION_RESET/);
+	const button = page.getByRole('button', { name: 'Increment' });
+	const [retry] = await Promise.all([
+		page.waitForResponse((r) => isWrite(r) && first !== null),
+		button.click(),
+	]);
+	endTolerance();
+	assert.equal(first.status, 200, 'the first attempt was counted');
+	assert.equal(keys.length, 2, 'the page tried twice');
+	assert.equal(keys[0], keys[1], 'with the same key');
+	assert.match(keys[0], UUID);
+	assert.equal(retry.status(), 200, 'the retry answers 200');
+	assert.equal(retry.headers()['idempotent-replayed'], 'true',
+		'the server says the retry is a replay');
+	assert.equal((await retry.json()).counter, first.body.counter,
+		'the replay answers the same value');
+	await waitForCounter(page, first.body.counter);
+	assert.equal(await apiCounter(), before + 1, 'counted once, not twice');
+	assert.equal(await page.locator('#notice').isVisible(), false,
+		'a recovered click needs no message');
+	watch.assertClean();
+}
+
+/* With the database stopped the page says so in plain words, keeps its
+ * clock, tells a click did not count; it recovers by itself when the
+ * database is back, and the next click counts. */
+async function databaseOutage(session) {
+	const { page, watch } = await session.open({
+		viewport: { width: 375, height: 812 },
+	});
+	const notice = page.locator('#notice');
+	const clock = page.locator('#server-time');
+	const button = page.getByRole('button', { name: 'Increment' });
+	const noticeSays = (pattern) => waitUntil(`the notice to match ${pattern}`,
+		async () => (await notice.isVisible()) &&
+			pattern.test(await notice.textContent()));
+	const before = await pageCounter(page);
+	/* The browser logs each 503 answer as a failed resource. */
+	const endTolerance = watch.tolerate(/status of 503/);
+	let down = false;
+	try {
+		down = true;
+		await shell('TALLY_DB_STOP');
+		await noticeSays(/^The database is unavailable; retrying…$/);
+
+		const stoppedAt = await clock.getAttribute('datetime');
+		await waitUntil('the clock to move without the database', async () =>
+			(await clock.getAttribute('datetime')) !== stoppedAt, 5000);
+
+		const answers = [];
+		page.on('response', (r) => isWrite(r) && answers.push(r.status()));
+		await button.click();
+		await noticeSays(/that click was not counted/);
+		assert.deepEqual(answers, [503, 503], 'tried twice, 503 both times');
+		assert.doesNotMatch(await notice.textContent(), /[{}"]|error/i,
+			'a human message, not JSON');
+		assert.equal(await pageCounter(page), before, 'the counter stays');
+		await screenshot(page, 'database-down-375.png');
+
+		await shell('TALLY_DB_START');
+		down = false;
+		await waitUntil('the page to recover by itself', async () =>
+			!/unavailable|not counted/.test(await notice.textContent()), 30000);
+	} finally {
+		if (down)
+			await shell('TALLY_DB_START');
+		endTolerance();
+	}
+	const value = await writeBy(page, () => button.click());
+	assert.equal(value, before + 1, 'the next click counts');
+	await waitForCounter(page, value);
+	assert.equal(await apiCounter(), value, 'the database has it');
+	watch.assertClean();
+}
+
+/* Screenshots at a phone's and a desktop's width, light and dark; the
+ * page fits the phone without sideways scrolling; without JavaScript it
+ * says that it needs it. */
+async function screenshots(session) {
+	const looks = [
+		{ name: 'page-375.png', width: 375, height: 812, colorScheme: 'light' },
+		{ name: 'page-1280.png', width: 1280, height: 800, colorScheme: 'light' },
+		{ name: 'page-375-dark.png', width: 375, height: 812, colorScheme: 'dark' },
+	];
+	const live = await session.open();
+	for (const { name, width, height, colorScheme } of looks) {
+		await live.page.setViewportSize({ width, height });
+		await live.page.emulateMedia({ colorScheme });
+		const overflow = await live.page.evaluate(() =>
+			document.documentElement.scrollWidth - window.innerWidth);
+		assert.ok(overflow <= 0, `no sideways scrolling at ${name}`);
+		assert.ok(await live.page.getByRole('button', { name: 'Increment' }).isVisible());
+		await screenshot(live.page, name);
+	}
+	live.watch.assertClean();
+
+	const { page, watch } = await session.open({ javaScriptEnabled: false });
+	/* (getByText skips <noscript>, so the paragraph is found by place.) */
+	const noscript = page.locator('noscript p');
+	assert.ok(await noscript.isVisible(), 'without JavaScript a notice shows');
+	assert.match(await noscript.textContent(), /This page needs JavaScript/);
+	await screenshot(page, 'page-no-javascript.png');
+	watch.assertClean();
+}
+
+const SCENARIOS = {
+	facts,
+	increment,
+	'quick-clicks': quickClicks,
+	'lost-answer': lostAnswer,
+	'database-outage': databaseOutage,
+	screenshots,
+};
+
+/* Runs one scenario in its own session, within SCENARIO_TIMEOUT_MS;
+ * resolves to "ok" or the reason it failed. */
+async function runScenario(browser, name) {
+	const session = new Session(browser);
+	let timer;
+	const timeout = new Promise((resolve, reject) => {
+		timer = setTimeout(() => reject(new Error(
+			`did not finish within ${SCENARIO_TIMEOUT_MS} ms`)), SCENARIO_TIMEOUT_MS);
+	});
+	try {
+		await Promise.race([SCENARIOS[name](session), timeout]);
+		return 'ok';
+	} catch (e) {
+		return `not ok\n${e.stack || e}`;
+	} finally {
+		clearTimeout(timer);
+		await session.close();
+	}
+}
+
+function report(name, result, ms) {
+	const [status, ...reason] = result.split('\n');
+	console.log(`${status} ${name} (${ms} ms)`);
+	reason.forEach((line) => console.log(`  ${line}`));
+	const dir = process.env.TALLY_E2E_RESULTS;
+	if (dir) {
+		fs.mkdirSync(dir, { recursive: true });
+		fs.writeFileSync(path.join(dir, `${name}.result`), `${result}\n`);
+	}
+}
+
+async function main() {
+	const names = process.argv.length > 2 ? process.argv.slice(2) :
+		Object.keys(SCENARIOS);
+	const unknown = names.filter((name) => !(name in SCENARIOS));
+	if (unknown.length > 0) {
+		console.error(`unknown scenario ${unknown.join(', ')}; ` +
+			`known: ${Object.keys(SCENARIOS).join(' ')}`);
+		process.exit(2);
+	}
+	const browser = await launchBrowser();
+	console.log(`chromium ${browser.version()}`);
+	let failed = 0;
+	try {
+		for (const name of names) {
+			const started = Date.now();
+			const result = await runScenario(browser, name);
+			failed += result === 'ok' ? 0 : 1;
+			report(name, result, Date.now() - started);
+		}
+	} finally {
+		await browser.close();
+	}
+	process.exitCode = failed > 0 ? 1 : 0;
+}
+
+main().catch((e) => {
+	console.error(e.stack || e);
+	process.exitCode = 1;
+});

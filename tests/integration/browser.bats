@@ -1,0 +1,77 @@
+#!/usr/bin/env bats
+# tally - the page in a real browser (issue 7): Debian's chromium, headless,
+# driven by playwright-core (tests/e2e/browser.js) against the real stack.
+# setup_file runs every scenario in one browser (a launch is the slow
+# part); each test below reports one scenario. A missing browser or npm
+# package fails the file: `apt-get install chromium` and
+# `npm ci --prefix tests/e2e` install them (./dev test does both).
+
+load ../lib/helpers
+
+E2E_DIR="$TALLY_SRCDIR/tests/e2e"
+
+require_browser_tools() {
+	command -v node >/dev/null || fail "node is missing: apt-get install nodejs"
+	[[ -x ${CHROMIUM:-/usr/bin/chromium} ]] ||
+		fail "chromium is missing: apt-get install chromium"
+	[[ -f $E2E_DIR/node_modules/playwright-core/package.json ]] ||
+		fail "playwright-core is missing: npm ci --prefix tests/e2e"
+}
+
+setup_file() {
+	require_browser_tools
+	tally_stack_start
+	export TALLY_SRCDIR
+	# kept after the run: tests/e2e/screenshots/ and tests/e2e/browser.out
+	export TALLY_SCREENSHOT_DIR="$TALLY_BUILDDIR/tests/e2e/screenshots"
+	export TALLY_E2E_RESULTS="$BATS_FILE_TMPDIR/results"
+	# browser.js stops and starts the database through these.
+	# shellcheck disable=SC2016 # expanded by the shell browser.js runs
+	export TALLY_DB_STOP='source "$TALLY_SRCDIR/scripts/stack.sh" && stack_user_setup && stack_pg_stop fast' \
+		TALLY_DB_START='source "$TALLY_SRCDIR/scripts/stack.sh" && stack_user_setup && stack_pg_start'
+	# Each scenario bounds itself; this bounds the browser too.
+	mkdir -p "$TALLY_BUILDDIR/tests/e2e"
+	timeout --kill-after=10 240 node "$E2E_DIR/browser.js" \
+		>"$TALLY_BUILDDIR/tests/e2e/browser.out" 2>&1 || true
+}
+
+teardown_file() {
+	tally_stack_stop
+}
+
+# scenario NAME: passes if browser.js reported NAME ok; otherwise shows
+# why, with the whole run's output.
+scenario() {
+	local result="$TALLY_E2E_RESULTS/$1.result"
+	[[ -f $result ]] && [[ $(head -1 "$result") == ok ]] && return 0
+	cat "$TALLY_BUILDDIR/tests/e2e/browser.out" >&2
+	fail "browser scenario $1 did not pass"
+}
+
+@test "page: the server's time ticks, the visitor's address, the counter of /read" {
+	scenario facts
+}
+
+@test "page: click, Enter and Space each count once and show what /write answered" {
+	scenario increment
+}
+
+@test "page: five quick clicks count five times, none lost" {
+	scenario quick-clicks
+}
+
+@test "page: a click whose answer is lost is retried with the same key and counts once" {
+	scenario lost-answer
+}
+
+@test "page: with the database stopped a plain message; recovers by itself" {
+	scenario database-outage
+}
+
+@test "page: screenshots at 375 and 1280 px, fits a phone, explains itself without JavaScript" {
+	scenario screenshots
+	local f
+	for f in page-375.png page-1280.png page-375-dark.png page-no-javascript.png; do
+		[[ -s $TALLY_SCREENSHOT_DIR/$f ]] || fail "no screenshot $f"
+	done
+}
