@@ -1,1 +1,350 @@
-int main(void){return 0;}
+/* tally - unit tests for batch: many threads submitting at once. Every
+ * item runs exactly once, before its submit returns; two runs never
+ * overlap; items that wait while a run is under way form the next batch,
+ * at most max long, in the order they arrived. */
+#undef NDEBUG
+#include <assert.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+
+#define MAX_RUNS	64
+#define WAIT_LIMIT_S	10
+
+struct item {
+	int	id;
+	int	runs;		/* atomic */
+};
+
+/* What the run function saw, and a gate that can hold the first run. */
+struct record {
+	size_t		 max;
+	int		 running;	/* atomic: 1 inside run() */
+	size_t		 total;		/* items run, all runs */
+	size_t		 nruns;
+	size_t		 sizes[MAX_RUNS];	/* first MAX_RUNS runs */
+	int		 order[256];	/* ids in run order, first 256 */
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	int		 hold_first;	/* the first run waits for release */
+	int		 first_entered;
+	int		 released;
+};
+
+struct submitter {
+	struct batch	*b;
+	struct item	*items;
+	size_t		 n;
+};
+
+static void
+record_init(struct record *r, size_t max, int hold_first)
+{
+	memset(r, 0, sizeof(*r));
+	r->max = max;
+	r->hold_first = hold_first;
+	assert(pthread_mutex_init(&r->mu, NULL) == 0);
+	assert(pthread_cond_init(&r->cv, NULL) == 0);
+}
+
+static void
+record_destroy(struct record *r)
+{
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+}
+
+static void
+hold_if_first(struct record *r, size_t run)
+{
+	if (!r->hold_first || run != 0)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->first_entered = 1;
+	pthread_cond_broadcast(&r->cv);
+	while (!r->released)
+		pthread_cond_wait(&r->cv, &r->mu);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void
+run(void *ctx, struct batch_item **items, size_t n)
+{
+	struct record	*r = ctx;
+	struct item	*it;
+	size_t		 i, run_no;
+
+	assert(n >= 1 && n <= r->max);
+	assert(__atomic_exchange_n(&r->running, 1, __ATOMIC_ACQ_REL) == 0);
+	pthread_mutex_lock(&r->mu);
+	run_no = r->nruns++;
+	if (run_no < MAX_RUNS)
+		r->sizes[run_no] = n;
+	for (i = 0; i < n; i++) {
+		it = items[i]->arg;
+		assert(__atomic_add_fetch(&it->runs, 1, __ATOMIC_ACQ_REL) == 1);
+		if (r->total < sizeof(r->order) / sizeof(r->order[0]))
+			r->order[r->total] = it->id;
+		r->total++;
+	}
+	pthread_mutex_unlock(&r->mu);
+	hold_if_first(r, run_no);
+	sched_yield();	/* widen the window in which others pile up */
+	assert(__atomic_exchange_n(&r->running, 0, __ATOMIC_ACQ_REL) == 1);
+}
+
+static void *
+submit_all(void *arg)
+{
+	struct submitter	*s = arg;
+	size_t			 i;
+
+	for (i = 0; i < s->n; i++) {
+		batch_submit(s->b, &s->items[i]);
+		/* Run once, and before batch_submit returned. */
+		assert(__atomic_load_n(&s->items[i].runs, __ATOMIC_ACQUIRE) ==
+		    1);
+	}
+	return NULL;
+}
+
+static double
+elapsed_s(const struct timespec *since)
+{
+	struct timespec	now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - since->tv_sec) +
+	    (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static void
+pause_ms(long ms)
+{
+	struct timespec	ts = { 0, ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Waits, at most WAIT_LIMIT_S, until the first run is held. */
+static void
+wait_first_entered(struct record *r)
+{
+	struct timespec	start;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		if (r->first_entered) {
+			pthread_mutex_unlock(&r->mu);
+			return;
+		}
+		pthread_mutex_unlock(&r->mu);
+		if (elapsed_s(&start) > WAIT_LIMIT_S) {
+			fprintf(stderr, "the first run never started\n");
+			abort();
+		}
+		pause_ms(1);
+	}
+}
+
+/* Waits until n items are queued; copies their ids in queue order. */
+static void
+wait_queued(struct batch *b, size_t n, int *ids)
+{
+	struct timespec		 start;
+	struct batch_item	*p;
+	size_t			 len;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		pthread_mutex_lock(&b->mu);
+		len = 0;
+		for (p = b->head; p != NULL; p = p->next)
+			len++;
+		if (len == n)
+			for (len = 0, p = b->head; p != NULL; p = p->next)
+				ids[len++] = ((struct item *)p->arg)->id;
+		pthread_mutex_unlock(&b->mu);
+		if (len == n)
+			return;
+		if (elapsed_s(&start) > WAIT_LIMIT_S) {
+			fprintf(stderr, "%zu of %zu items queued\n", len, n);
+			abort();
+		}
+		pause_ms(1);
+	}
+}
+
+static void
+release(struct record *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->released = 1;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Many threads, many submits each: nothing lost, doubled or overlapped. */
+static void
+test_many_threads(void)
+{
+	enum { THREADS = 16, EACH = 2000 };
+	struct batch		 b;
+	struct record		 r;
+	struct submitter	 s[THREADS];
+	pthread_t		 t[THREADS];
+	struct item		*items;
+	size_t			 i;
+
+	record_init(&r, 8, 0);
+	assert(batch_init(&b, r.max, run, &r) == 0);
+	items = calloc(THREADS * EACH, sizeof(*items));
+	assert(items != NULL);
+	for (i = 0; i < THREADS; i++) {
+		s[i].b = &b;
+		s[i].items = items + i * EACH;
+		s[i].n = EACH;
+		assert(pthread_create(&t[i], NULL, submit_all, &s[i]) == 0);
+	}
+	for (i = 0; i < THREADS; i++)
+		assert(pthread_join(t[i], NULL) == 0);
+	assert(r.total == THREADS * EACH);
+	assert(r.nruns >= (r.total + r.max - 1) / r.max);
+	assert(r.nruns <= r.total);
+	for (i = 0; i < THREADS * EACH; i++)
+		assert(items[i].runs == 1);
+	assert(b.head == NULL && !b.leading);
+	batch_destroy(&b);
+	record_destroy(&r);
+	free(items);
+}
+
+/*
+ * Holds the first run while `waiters` threads queue up, then lets it go:
+ * the waiters must run in batches of at most max, in arrival order.
+ * Returns the number of runs.
+ */
+static size_t
+hold_and_release(size_t max, size_t waiters, struct record *r)
+{
+	struct batch		 b;
+	struct submitter	*s;
+	pthread_t		*t;
+	struct item		*items;
+	int			 queued[128];
+	size_t			 i;
+
+	assert(waiters < sizeof(queued) / sizeof(queued[0]));
+	record_init(r, max, 1);
+	assert(batch_init(&b, max, run, r) == 0);
+	items = calloc(waiters + 1, sizeof(*items));
+	s = calloc(waiters + 1, sizeof(*s));
+	t = calloc(waiters + 1, sizeof(*t));
+	assert(items != NULL && s != NULL && t != NULL);
+	for (i = 0; i <= waiters; i++) {
+		items[i].id = (int)i;
+		s[i].b = &b;
+		s[i].items = &items[i];
+		s[i].n = 1;
+	}
+	assert(pthread_create(&t[0], NULL, submit_all, &s[0]) == 0);
+	wait_first_entered(r);
+	for (i = 1; i <= waiters; i++)
+		assert(pthread_create(&t[i], NULL, submit_all, &s[i]) == 0);
+	wait_queued(&b, waiters, queued);
+	release(r);
+	for (i = 0; i <= waiters; i++)
+		assert(pthread_join(t[i], NULL) == 0);
+
+	assert(r->total == waiters + 1);
+	assert(r->order[0] == 0 && r->sizes[0] == 1);
+	for (i = 0; i < waiters; i++)
+		assert(r->order[i + 1] == queued[i]);
+	for (i = 0; i <= waiters; i++)
+		assert(items[i].runs == 1);
+	batch_destroy(&b);
+	free(items);
+	free(s);
+	free(t);
+	return r->nruns;
+}
+
+static void
+test_waiters_form_one_batch(void)
+{
+	struct record	r;
+
+	assert(hold_and_release(64, 20, &r) == 2);
+	assert(r.sizes[1] == 20);
+	record_destroy(&r);
+}
+
+static void
+test_batches_at_most_max(void)
+{
+	struct record	r;
+
+	assert(hold_and_release(8, 20, &r) == 4);
+	assert(r.sizes[1] == 8 && r.sizes[2] == 8 && r.sizes[3] == 4);
+	record_destroy(&r);
+
+	assert(hold_and_release(1, 5, &r) == 6);
+	record_destroy(&r);
+}
+
+/* Alone, a submit runs at once, by itself. */
+static void
+test_alone(void)
+{
+	struct batch	b;
+	struct record	r;
+	struct item	it;
+	int		i;
+
+	record_init(&r, 4, 0);
+	assert(batch_init(&b, r.max, run, &r) == 0);
+	for (i = 0; i < 100; i++) {
+		it.id = i;
+		it.runs = 0;
+		batch_submit(&b, &it);
+		assert(it.runs == 1);
+	}
+	assert(r.nruns == 100 && r.total == 100);
+	assert(r.sizes[0] == 1 && r.sizes[MAX_RUNS - 1] == 1);
+	batch_destroy(&b);
+	record_destroy(&r);
+}
+
+/* max 0 means 1. */
+static void
+test_max_zero(void)
+{
+	struct batch	b;
+	struct record	r;
+	struct item	it = { 1, 0 };
+
+	record_init(&r, 1, 0);
+	assert(batch_init(&b, 0, run, &r) == 0);
+	assert(b.max == 1);
+	batch_submit(&b, &it);
+	assert(it.runs == 1 && r.nruns == 1);
+	batch_destroy(&b);
+	record_destroy(&r);
+}
+
+int
+main(void)
+{
+	test_alone();
+	test_max_zero();
+	test_waiters_form_one_batch();
+	test_batches_at_most_max();
+	test_many_threads();
+	return 0;
+}

@@ -1,1 +1,247 @@
-int main(void){return 0;}
+/* tally - unit tests for settings: defaults, bounds and refused values of
+ * the TALLY_* environment variables. */
+#undef NDEBUG
+#include <assert.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "settings.h"
+
+struct bound {
+	const char	*name;
+	size_t		 offset;
+	unsigned int	 def, min, max;
+};
+
+/* What the README promises for each numeric setting. */
+static const struct bound bounds[] = {
+	{ "TALLY_PROCESSES", offsetof(struct settings, processes), 2, 1, 64 },
+	{ "TALLY_THREADS", offsetof(struct settings, threads), 32, 1, 1024 },
+	{ "TALLY_DB_TIMEOUT_MS", offsetof(struct settings, db_timeout_ms),
+	    2000, 10, 600000 },
+	{ "TALLY_DB_CONNECT_TIMEOUT",
+	    offsetof(struct settings, connect_timeout_s), 2, 1, 600 },
+	{ "TALLY_RETRY_AFTER", offsetof(struct settings, retry_after_s),
+	    1, 1, 3600 },
+	{ "TALLY_IO_TIMEOUT", offsetof(struct settings, io_timeout_s),
+	    10, 1, 3600 },
+	{ "TALLY_BATCH_MAX", offsetof(struct settings, batch_max),
+	    256, 1, 4096 },
+	{ "TALLY_IDEMPOTENCY_RETENTION",
+	    offsetof(struct settings, idem_retention_s), 86400, 1, 31536000 },
+};
+#define NBOUNDS	(sizeof(bounds) / sizeof(bounds[0]))
+
+static unsigned int
+value_of(const struct settings *s, const struct bound *b)
+{
+	return *(const unsigned int *)(const void *)((const char *)s +
+	    b->offset);
+}
+
+static void
+clear_env(void)
+{
+	size_t	i;
+
+	for (i = 0; i < NBOUNDS; i++)
+		assert(unsetenv(bounds[i].name) == 0);
+	assert(unsetenv("TALLY_TRUSTED_PROXIES") == 0);
+	assert(unsetenv("TALLY_RUN_DIR") == 0);
+}
+
+static void
+load_ok(struct settings *s)
+{
+	char	err[256] = "";
+	int	rc = settings_load(s, err, sizeof(err));
+
+	if (rc != 0)
+		fprintf(stderr, "settings_load: %s\n", err);
+	assert(rc == 0);
+}
+
+/* Loading must fail with a message that names the variable. */
+static void
+load_refused(const char *name, const char *value)
+{
+	struct settings	s;
+	char		err[256] = "";
+	int		rc = settings_load(&s, err, sizeof(err));
+
+	if (rc != -1 || strstr(err, name) == NULL)
+		fprintf(stderr, "%s=\"%s\": rc %d, \"%s\"\n", name, value, rc,
+		    err);
+	assert(rc == -1);
+	assert(strstr(err, name) != NULL);
+	settings_free(&s);	/* safe after a failure too */
+}
+
+static void
+test_defaults(void)
+{
+	struct settings	s;
+	size_t		i;
+
+	clear_env();
+	load_ok(&s);
+	for (i = 0; i < NBOUNDS; i++)
+		assert(value_of(&s, &bounds[i]) == bounds[i].def);
+	assert(s.trusted_proxies.len == 0);
+	assert(strcmp(s.run_dir, "/run/tally") == 0);
+	settings_free(&s);
+
+	/* Set but empty is the same as unset. */
+	for (i = 0; i < NBOUNDS; i++)
+		assert(setenv(bounds[i].name, "", 1) == 0);
+	assert(setenv("TALLY_TRUSTED_PROXIES", "", 1) == 0);
+	assert(setenv("TALLY_RUN_DIR", "", 1) == 0);
+	load_ok(&s);
+	for (i = 0; i < NBOUNDS; i++)
+		assert(value_of(&s, &bounds[i]) == bounds[i].def);
+	assert(s.trusted_proxies.len == 0);
+	assert(strcmp(s.run_dir, "/run/tally") == 0);
+	settings_free(&s);
+	clear_env();
+}
+
+static void
+test_bounds(void)
+{
+	struct settings	 s;
+	char		 v[32];
+	size_t		 i;
+
+	for (i = 0; i < NBOUNDS; i++) {
+		const struct bound	*b = &bounds[i];
+
+		clear_env();
+		snprintf(v, sizeof(v), "%u", b->min);
+		assert(setenv(b->name, v, 1) == 0);
+		load_ok(&s);
+		assert(value_of(&s, b) == b->min);
+		settings_free(&s);
+
+		snprintf(v, sizeof(v), "%u", b->max);
+		assert(setenv(b->name, v, 1) == 0);
+		load_ok(&s);
+		assert(value_of(&s, b) == b->max);
+		settings_free(&s);
+
+		snprintf(v, sizeof(v), "%u", b->min - 1);
+		assert(setenv(b->name, v, 1) == 0);
+		load_refused(b->name, v);
+
+		snprintf(v, sizeof(v), "%u", b->max + 1);
+		assert(setenv(b->name, v, 1) == 0);
+		load_refused(b->name, v);
+	}
+	clear_env();
+}
+
+static void
+test_bad_values(void)
+{
+	static const char *const bad[] = {
+		"abc", "12abc", "12 ", "-1", "-0", "0x10", "1e3", "1.5", " ",
+		"99999999999999999999999999", "4294967297", "18446744073709551617",
+		"\t", "2,3", "\xff",
+	};
+	size_t	i, j;
+
+	for (i = 0; i < NBOUNDS; i++)
+		for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+			clear_env();
+			assert(setenv(bounds[i].name, bad[j], 1) == 0);
+			load_refused(bounds[i].name, bad[j]);
+		}
+	clear_env();
+}
+
+/* One bad setting fails the whole load even when the others are good. */
+static void
+test_one_bad_among_good(void)
+{
+	clear_env();
+	assert(setenv("TALLY_PROCESSES", "4", 1) == 0);
+	assert(setenv("TALLY_TRUSTED_PROXIES", "10.0.0.0/8", 1) == 0);
+	assert(setenv("TALLY_IO_TIMEOUT", "forever", 1) == 0);
+	load_refused("TALLY_IO_TIMEOUT", "forever");
+	clear_env();
+}
+
+static void
+test_error_message_bounded(void)
+{
+	struct settings	 s;
+	char		 err[16], longval[4096];
+
+	clear_env();
+	memset(longval, '9', sizeof(longval) - 1);
+	longval[sizeof(longval) - 1] = '\0';
+	assert(setenv("TALLY_THREADS", longval, 1) == 0);
+	memset(err, 'x', sizeof(err));
+	assert(settings_load(&s, err, sizeof(err)) == -1);
+	assert(strlen(err) == sizeof(err) - 1);
+	settings_free(&s);
+	clear_env();
+}
+
+static void
+test_trusted_proxies(void)
+{
+	struct settings	 s;
+	char		 err[256] = "";
+
+	clear_env();
+	assert(setenv("TALLY_TRUSTED_PROXIES",
+	    "127.0.0.0/8, 10.0.0.0/8, fd00::/8, ::1", 1) == 0);
+	load_ok(&s);
+	assert(s.trusted_proxies.len == 4);
+	assert(s.trusted_proxies.items[2].prefix == 8);
+	settings_free(&s);
+	assert(s.trusted_proxies.items == NULL);
+
+	assert(setenv("TALLY_TRUSTED_PROXIES", "10.0.0.0/8, 10.0.0.0/33", 1)
+	    == 0);
+	load_refused("TALLY_TRUSTED_PROXIES", "10.0.0.0/33");
+	assert(settings_load(&s, err, sizeof(err)) == -1);
+	assert(strstr(err, "10.0.0.0/33") != NULL);
+	assert(s.trusted_proxies.len == 0);
+	settings_free(&s);
+
+	assert(setenv("TALLY_TRUSTED_PROXIES", "localhost", 1) == 0);
+	load_refused("TALLY_TRUSTED_PROXIES", "localhost");
+	assert(setenv("TALLY_TRUSTED_PROXIES", "10.0.0.0/8 192.168.0.0/16",
+	    1) == 0);
+	load_refused("TALLY_TRUSTED_PROXIES", "10.0.0.0/8 192.168.0.0/16");
+	clear_env();
+}
+
+static void
+test_run_dir(void)
+{
+	struct settings	s;
+
+	clear_env();
+	assert(setenv("TALLY_RUN_DIR", "/tmp/tally-run", 1) == 0);
+	load_ok(&s);
+	assert(strcmp(s.run_dir, "/tmp/tally-run") == 0);
+	settings_free(&s);
+	clear_env();
+}
+
+int
+main(void)
+{
+	test_defaults();
+	test_bounds();
+	test_bad_values();
+	test_one_bad_among_good();
+	test_error_message_bounded();
+	test_trusted_proxies();
+	test_run_dir();
+	return 0;
+}
