@@ -1,0 +1,36 @@
+# tally bench - the charts, drawn by report.py with gnuplot:
+#   gnuplot -e "kind='loads'; datafile='chart.dat'; outfile='bench.png'; c1='16'; c2='64'" chart.gp
+#   gnuplot -e "kind='memory'; datafile='memory.dat'; outfile='memory.png'" chart.gp
+# chart.dat: "label" req/s@c1 p99_ms@c1 req/s@c2 p99_ms@c2, one target a line.
+# memory.dat: one block per responder: its "name", then "seconds MiB" lines.
+
+set terminal pngcairo size 1200,900 font "sans,10"
+set output outfile
+set grid ytics
+
+if (kind eq 'memory') {
+	set terminal pngcairo size 900,450 font "sans,10"
+	set output outfile
+	set title "tally responders: resident memory (all processes) during the mixed load"
+	set xlabel "seconds"
+	set ylabel "MiB"
+	set yrange [0:*]
+	set key outside right
+	plot for [i=0:*] datafile index i using 1:2 with lines linewidth 2 title columnheader(1)
+} else {
+	set multiplot layout 2,1
+	set style data histograms
+	set style histogram clustered gap 1
+	set style fill solid 0.85 border -1
+	set logscale y
+	set xtics rotate by -25 scale 0 nomirror
+	set key top right
+	set bmargin 6
+	set title "requests per second (log scale, higher is better)"
+	plot datafile using 2:xtic(1) title c1." connections", \
+		'' using 4 title c2." connections"
+	set title "p99 latency in ms (log scale, lower is better)"
+	plot datafile using 3:xtic(1) title c1." connections", \
+		'' using 5 title c2." connections"
+	unset multiplot
+}

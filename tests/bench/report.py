@@ -1,0 +1,297 @@
+"""tally bench - turns the raw measurements into the report.
+
+    report.py latency LOGFILE...      p50 and p99 (microseconds) of
+                                      pgbench per-transaction logs
+    report.py report DIR CHART_GP     reads DIR/loads.tsv, DIR/memory.tsv,
+                                      DIR/memory-idle.tsv and
+                                      DIR/machine.txt; writes
+                                      results.tsv, table.md, bench.png and
+                                      memory.png into DIR; prints the table
+
+The targets of issue 3 are checked on the ratios at the highest
+connection count; a missed target is reported, it does not fail the run.
+"""
+
+import csv
+import os
+import subprocess
+import sys
+
+TARGETS = [
+    ("tally-time", "tally /time"),
+    ("tally-read", "tally /read"),
+    ("tally-write", "tally /write"),
+    ("tally-write-keyed", "tally /write, keyed"),
+    ("static", "lighttpd static file"),
+    ("floor", "lighttpd + FastCGI floor"),
+    ("pgbench-update", "pgbench UPDATE"),
+    ("pgbench-select", "pgbench SELECT"),
+    ("flask-time", "Flask /time"),
+    ("flask-read", "Flask /read"),
+    ("flask-write", "Flask /write"),
+    ("tally-mixed", "tally mixed (memory load)"),
+]
+LABELS = dict(TARGETS)
+
+# (numerator, denominator, measure, target): "rps" is num/den req/s,
+# "p99" is den/num p99 latency (how many times shorter tally's is).
+RATIOS = [
+    ("tally-time", "floor", "rps", 0.9),
+    ("tally-read", "floor", "rps", 0.8),
+    ("tally-write", "floor", "rps", 0.5),
+    ("tally-write-keyed", "floor", "rps", 0.5),
+    ("tally-write", "pgbench-update", "rps", 5),
+    ("tally-write-keyed", "pgbench-update", "rps", 5),
+    ("tally-time", "flask-time", "rps", 5),
+    ("tally-time", "flask-time", "p99", 5),
+    ("tally-read", "flask-read", "rps", 5),
+    ("tally-read", "flask-read", "p99", 5),
+    ("tally-write", "flask-write", "rps", 5),
+    ("tally-write", "flask-write", "p99", 5),
+    ("tally-write-keyed", "flask-write", "rps", 5),
+    ("tally-write-keyed", "flask-write", "p99", 5),
+    ("tally-read", "pgbench-select", "rps", None),
+    ("tally-write-keyed", "tally-write", "rps", None),
+]
+
+CHART_TARGETS = [name for name, _ in TARGETS if name != "tally-mixed"]
+
+
+def percentile(values, p):
+    """Nearest-rank percentile of a sorted list."""
+    if not values:
+        return 0
+    rank = max(1, -(-len(values) * p // 100))
+    return values[int(rank) - 1]
+
+
+def cmd_latency(paths):
+    """pgbench -l lines: client transaction latency_us script epoch us."""
+    latencies = []
+    for path in paths:
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 3 and fields[2].isdigit():
+                    latencies.append(int(fields[2]))
+    latencies.sort()
+    print(percentile(latencies, 50), percentile(latencies, 99))
+    return 0
+
+
+def read_tsv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def load_results(loads):
+    """{(target, connections): row with req/s and latencies in ms}."""
+    results = {}
+    for row in loads:
+        seconds = int(row["duration_us"]) / 1e6
+        results[(row["target"], int(row["connections"]))] = {
+            "rps": int(row["requests"]) / seconds if seconds else 0.0,
+            "p50": int(row["p50_us"]) / 1000,
+            "p99": int(row["p99_us"]) / 1000,
+            **row,
+        }
+    return results
+
+
+def ms(value):
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def notes(results, name, conns_list):
+    """"counter exact" or "counter FAILED" after /write loads, and the
+    requests that failed (error status, cut connection, timeout)."""
+    loads = [results[(name, c)] for c in conns_list if (name, c) in results]
+    checks = [r["counter_check"] for r in loads if r["counter_check"] != "-"]
+    errors = sum(int(r["errors"]) for r in loads)
+    words = []
+    if checks:
+        ok = all(check == "ok" for check in checks)
+        words.append("counter exact" if ok else "counter FAILED")
+    if errors:
+        words.append(f"{errors} errors")
+    return ", ".join(words)
+
+
+def table_rows(results, conns_list):
+    header = ["target"]
+    for c in conns_list:
+        header += [f"req/s @{c}", f"p50 ms @{c}", f"p99 ms @{c}"]
+    header.append("notes")
+    rows = []
+    for name, label in TARGETS:
+        cells = [label]
+        present = False
+        for c in conns_list:
+            r = results.get((name, c))
+            present = present or r is not None
+            cells += ([f"{r['rps']:.0f}", ms(r["p50"]), ms(r["p99"])]
+                      if r else ["-", "-", "-"])
+        if present:
+            rows.append(cells + [notes(results, name, conns_list)])
+    return header, rows
+
+
+def ratio_rows(results, conns):
+    rows = []
+    for num, den, measure, target in RATIOS:
+        a, b = results.get((num, conns)), results.get((den, conns))
+        if measure == "rps":
+            what = f"{LABELS[num]} / {LABELS[den]}, req/s"
+            value = a["rps"] / b["rps"] if a and b and b["rps"] else None
+        else:
+            what = f"{LABELS[den]} p99 / {LABELS[num]} p99"
+            value = b["p99"] / a["p99"] if a and b and a["p99"] else None
+        if value is None:
+            shown, verdict = "n/a", "not measured"
+        else:
+            shown = f"{value:.2f}"
+            verdict = ("" if target is None else
+                       "met" if value >= target else "MISSED")
+        rows.append([what, shown, "" if target is None else f">= {target:g}",
+                     verdict])
+    return rows
+
+
+def memory_rows(samples, idle_samples):
+    """Per responder: RSS before any load, then at the start, end and
+    peak of the memory load."""
+    idle = {s["responder"]: int(s["rss_kib"]) / 1024 for s in idle_samples}
+    by_name = {}
+    for s in samples:
+        by_name.setdefault(s["responder"], []).append(s)
+    rows = []
+    for name, series in by_name.items():
+        rss = [int(s["rss_kib"]) / 1024 for s in series]
+        procs = max(int(s["processes"]) for s in series)
+        rows.append([name, str(procs),
+                     f"{idle[name]:.1f}" if name in idle else "-",
+                     f"{rss[0]:.1f}", f"{rss[-1]:.1f}", f"{max(rss):.1f}",
+                     f"{rss[-1] - rss[0]:+.1f}"])
+    return ["responder", "processes", "idle MiB", "start MiB", "end MiB",
+            "max MiB", "end - start MiB"], rows
+
+
+def text_table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    lines = []
+    for cells in [header] + rows:
+        lines.append("  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))))
+    return "\n".join(lines)
+
+
+def is_text(cell):
+    return cell not in ("-", "n/a") and any(c.isalpha() for c in cell)
+
+
+def markdown_table(header, rows):
+    """Columns of words align left, columns of numbers right."""
+    align = ["---" if any(is_text(row[i]) for row in rows) else "---:"
+             for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
+def write_results_tsv(path, results):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("target\tconnections\treq_per_s\tp50_ms\tp99_ms\trequests"
+                "\tok\terrors\tcounter_growth\tcounter_check\n")
+        for (name, conns), r in results.items():
+            f.write(f"{name}\t{conns}\t{r['rps']:.1f}\t{r['p50']:.3f}"
+                    f"\t{r['p99']:.3f}\t{r['requests']}\t{r['ok']}"
+                    f"\t{r['errors']}\t{r['counter_growth']}"
+                    f"\t{r['counter_check']}\n")
+
+
+def plot(chart_gp, out, kind, data, conns_list=()):
+    setting = (f"kind='{kind}'; datafile='{data}'; outfile='{out}'; "
+               f"c1='{conns_list[0] if conns_list else ''}'; "
+               f"c2='{conns_list[-1] if conns_list else ''}'")
+    subprocess.run(["gnuplot", "-e", setting, chart_gp], check=True)
+
+
+def write_chart_data(path, results, conns_list):
+    with open(path, "w", encoding="utf-8") as f:
+        for name in CHART_TARGETS:
+            cells = []
+            for c in (conns_list[0], conns_list[-1]):
+                r = results.get((name, c))
+                cells += [r["rps"], r["p99"]] if r else ["NaN", "NaN"]
+            if cells.count("NaN") < 4:
+                f.write(f'"{LABELS[name]}" ' + " ".join(map(str, cells)) + "\n")
+
+
+def write_memory_data(path, samples):
+    names = sorted({s["responder"] for s in samples})
+    with open(path, "w", encoding="utf-8") as f:
+        for name in names:
+            f.write(f'"{name}"\n')
+            for s in samples:
+                if s["responder"] == name:
+                    f.write(f"{s['seconds']} {int(s['rss_kib']) / 1024:.2f}\n")
+            f.write("\n\n")
+
+
+def cmd_report(directory, chart_gp):
+    results = load_results(read_tsv(os.path.join(directory, "loads.tsv")))
+    samples = read_tsv(os.path.join(directory, "memory.tsv"))
+    conns_list = sorted({c for (name, c) in results if name != "tally-mixed"})
+    if not conns_list:
+        print("report.py: no loads measured", file=sys.stderr)
+        return 1
+    write_results_tsv(os.path.join(directory, "results.tsv"), results)
+    header, rows = table_rows(results, conns_list)
+    ratios = ratio_rows(results, conns_list[-1])
+    ratio_header = [f"ratio at {conns_list[-1]} connections", "value",
+                    "target", ""]
+    mem_header, mem_rows = memory_rows(
+        samples, read_tsv(os.path.join(directory, "memory-idle.tsv")))
+    with open(os.path.join(directory, "machine.txt"), encoding="utf-8") as f:
+        machine = f.read().rstrip("\n")
+
+    print(machine, "", text_table(header, rows), "",
+          text_table(ratio_header, ratios), sep="\n")
+    if mem_rows:
+        print("", "memory (RSS of all processes of each responder) during "
+              "the mixed load:", text_table(mem_header, mem_rows), sep="\n")
+    with open(os.path.join(directory, "table.md"), "w",
+              encoding="utf-8") as f:
+        f.write("\n\n".join(filter(None, [
+            "\n".join(f"- {line}" for line in machine.splitlines()),
+            markdown_table(header, rows),
+            markdown_table(ratio_header, ratios),
+            markdown_table(mem_header, mem_rows) if mem_rows else "",
+        ])) + "\n")
+
+    data = os.path.join(directory, "chart.dat")
+    write_chart_data(data, results, conns_list)
+    plot(chart_gp, os.path.join(directory, "bench.png"), "loads", data,
+         conns_list)
+    if samples:
+        data = os.path.join(directory, "memory.dat")
+        write_memory_data(data, samples)
+        plot(chart_gp, os.path.join(directory, "memory.png"), "memory", data)
+    return 0
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[0] == "latency":
+        return cmd_latency(argv[1:])
+    if len(argv) == 3 and argv[0] == "report":
+        return cmd_report(argv[1], argv[2])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
