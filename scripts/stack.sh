@@ -13,7 +13,8 @@
 #   TALLY_LISTEN, TALLY_PORT   where lighttpd listens (127.0.0.1, 8080)
 #   STACK_LOG_DIR    if set, each part logs to a file there, else to stderr
 #   TALLY_RESPONDER_WRAPPER  if set, a command line put before each
-#                    responder (e.g. "valgrind --error-exitcode=99")
+#                    responder, its program by absolute path (spawn-fcgi
+#                    does not search PATH): "/usr/bin/valgrind -q"
 # Layout under STACK_DIR:
 #   pg/data, pg/socket   the private cluster (unix socket only)
 #   run/                 0750: the responders' sockets (0660), stats, pids

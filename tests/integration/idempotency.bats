@@ -55,6 +55,7 @@ teardown_file() {
 	# 100 unkeyed, 100 with 50 keys used twice each, all at once
 	seq 50 | sed "s/^/mix-$RANDOM-/" >"$out.once"
 	{ yes - | head -100; cat "$out.once" "$out.once"; } >"$out.keys"
+	# shellcheck disable=SC2016 # sh -c expands $1 and $2
 	shuf "$out.keys" | xargs -P 64 -I{} sh -c \
 		'if [ "$1" = - ]; then curl -s --max-time 30 -d "" "$2/write"; else curl -s --max-time 30 -d "" -H "Idempotency-Key: $1" "$2/write"; fi; echo' \
 		_ {} "$TALLY_URL" | grep . >"$out"
@@ -68,7 +69,7 @@ teardown_file() {
 }
 
 @test "a keyed request whose answer was lost, retried after a database restart: no second increment" {
-	local before value key="lost-$RANDOM"
+	local before key="lost-$RANDOM"
 	before=$(counter_value)
 	# the client gives up before reading the answer; the increment commits
 	curl -s --max-time 5 -d '' -H "Idempotency-Key: $key" "$TALLY_URL/write" >/dev/null

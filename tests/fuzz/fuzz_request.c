@@ -1,0 +1,116 @@
+/* tally - fuzzes request_init, the up-front checks of a FastCGI request's
+ * parameters (method, route, X-Request-Id), and what follows for /time:
+ * the client address and its JSON body. Input: one "NAME=value"
+ * parameter per line, as libfcgi hands them over in envp. */
+#include "fuzz.h"
+
+#include <fcgiapp.h>
+#include <json-c/json.h>
+
+#include "clientip.h"
+#include "request.h"
+
+#define MAX_PARAMS	64
+
+static struct cidr_list	trusted;	/* parsed by the first run */
+
+static int
+request_id_valid(const char *id)
+{
+	size_t	i, len;
+
+	if (id == NULL || (len = strlen(id)) == 0 || len > REQUEST_ID_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)id[i] < 0x21 ||
+		    (unsigned char)id[i] > 0x7e || id[i] == '"' ||
+		    id[i] == '\\')
+			return 0;
+	return 1;
+}
+
+static void
+check_request(const struct request *req, char **envp)
+{
+	const char	*m = FCGX_GetParam("REQUEST_METHOD", envp);
+	const char	*script = FCGX_GetParam("SCRIPT_NAME", envp);
+	const char	*info = FCGX_GetParam("PATH_INFO", envp);
+	const char	*id = FCGX_GetParam("HTTP_X_REQUEST_ID", envp);
+	int		 i, exact;
+
+	assert((unsigned int)req->method < METHOD__COUNT);
+	assert((unsigned int)req->route < ROUTE__COUNT);
+	for (i = 0; i < METHOD_OTHER; i++)
+		assert((m != NULL && strcmp(m, method_name(i)) == 0) ==
+		    ((int)req->method == i));
+	for (i = 0; i < ROUTE_OTHER; i++) {
+		exact = script != NULL && strcmp(script, route_path(i)) == 0 &&
+		    (info == NULL || *info == '\0');
+		assert(exact == ((int)req->route == i));
+	}
+	assert(req->request_id == (request_id_valid(id) ? id : NULL));
+	assert(req->remote_addr == FCGX_GetParam("REMOTE_ADDR", envp));
+	assert(req->forwarded_for ==
+	    FCGX_GetParam("HTTP_X_FORWARDED_FOR", envp));
+}
+
+/* Builds /time's body as time.c does and checks it reads back as JSON
+ * with the same strings. */
+static void
+check_time_body(const struct request *req)
+{
+	struct client_info	 ci;
+	struct json_object	*body, *chain, *back, *v;
+	const char		*text;
+	size_t			 i;
+
+	clientip_resolve(&trusted, req->remote_addr, req->forwarded_for, &ci);
+	chain = json_object_new_array();
+	for (i = 0; i < ci.chain_len; i++)
+		json_object_array_add(chain,
+		    json_object_new_string(ci.chain[i]));
+	body = json_object_new_object();
+	json_object_object_add(body, "user_ip",
+	    json_object_new_string(ci.user_ip));
+	json_object_object_add(body, "proxy_chain", chain);
+	if (req->request_id != NULL)
+		json_object_object_add(body, "request_id",
+		    json_object_new_string(req->request_id));
+	text = json_object_to_json_string_ext(body,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	back = json_tokener_parse(text);
+	assert(back != NULL);
+	assert(json_object_object_get_ex(back, "user_ip", &v));
+	assert(strcmp(json_object_get_string(v), ci.user_ip) == 0);
+	assert(json_object_object_get_ex(back, "proxy_chain", &v));
+	assert(json_object_array_length(v) == ci.chain_len);
+	json_object_put(back);
+	json_object_put(body);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	FCGX_Request	 fcgx;
+	struct request	 req;
+	char		*envp[MAX_PARAMS + 1];
+	char		*in = fuzz_string(data, size), *line, *next;
+	size_t		 n = 0;
+	char		 err[64];
+
+	if (trusted.items == NULL)
+		assert(cidr_list_parse("127.0.0.0/8, ::1, 10.0.0.0/8",
+		    &trusted, err, sizeof(err)) == 0);
+	for (line = in; line != NULL && n < MAX_PARAMS; line = next) {
+		next = fuzz_next_line(line);
+		envp[n++] = line;
+	}
+	envp[n] = NULL;
+	memset(&fcgx, 0, sizeof(fcgx));
+	fcgx.envp = envp;
+	request_init(&req, &fcgx);
+	check_request(&req, envp);
+	check_time_body(&req);
+	free(in);
+	return 0;
+}
