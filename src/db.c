@@ -232,6 +232,33 @@ db_notice(void *arg, const PGresult *r)
 	    "notice", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), NULL);
 }
 
+/* As libpq tells a connection string from a database name. */
+static int
+is_conninfo(const char *s)
+{
+	return strchr(s, '=') != NULL ||
+	    strncmp(s, "postgresql://", 13) == 0 ||
+	    strncmp(s, "postgres://", 11) == 0;
+}
+
+const char *
+db_conn_error(const PGconn *conn)
+{
+	const char		*url = getenv("DATABASE_URL");
+	PQconninfoOption	*opts;
+	char			*err = NULL;
+
+	if (url != NULL && is_conninfo(url)) {
+		if ((opts = PQconninfoParse(url, &err)) == NULL) {
+			PQfreemem(err);
+			return "DATABASE_URL is not a valid connection string "
+			    "or URI (not quoted here: it may hold a password)";
+		}
+		PQconninfoFree(opts);
+	}
+	return conn != NULL ? PQerrorMessage(conn) : "out of memory";
+}
+
 static int
 db_connect(struct db *db)
 {
@@ -244,8 +271,7 @@ db_connect(struct db *db)
 	db->conn = db_connect_env(db->appname, db->connect_timeout_s);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
 		db_log_failure("database: cannot connect",
-		    db->conn != NULL ? PQerrorMessage(db->conn) :
-		    "out of memory");
+		    db_conn_error(db->conn));
 		goto fail;
 	}
 	if (PQsetnonblocking(db->conn, 1) != 0)

@@ -40,4 +40,9 @@ int		 db_exec(struct db *db, const struct db_statement *stmt,
 PGconn		*db_connect_env(const char *appname,
 		    unsigned int connect_timeout_s);
 
+/* The error text of conn (NULL: out of memory), fit for a log. When
+ * DATABASE_URL does not parse, libpq's text may quote it, password and
+ * all, so a fixed message stands in for it. */
+const char	*db_conn_error(const PGconn *conn);
+
 #endif

@@ -29,7 +29,7 @@ fail(const char *what, const char *file)
 	char	msg[512];
 	size_t	len;
 
-	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+	snprintf(msg, sizeof(msg), "%s", db_conn_error(conn));
 	len = strlen(msg);
 	while (len > 0 && msg[len - 1] == '\n')
 		msg[--len] = '\0';
