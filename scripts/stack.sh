@@ -283,11 +283,13 @@ stack_stop_part() {
 # Stops everything in order: lighttpd first, gracefully (SIGINT: it
 # finishes the requests under way), then the responders, then PostgreSQL.
 stack_stop() {
-	local name
+	local name pids=()
 	stack_stop_part lighttpd INT 15
 	for name in "${STACK_RESPONDERS[@]}"; do
 		stack_stop_part "$name" TERM 15 &
+		pids+=($!)
 	done
-	wait
+	# only these jobs: the caller may have other children (another stack)
+	wait "${pids[@]}"
 	stack_pg_stop fast
 }

@@ -10,6 +10,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "timestamp.h"
 
 #define BACKOFF_MIN_MS	50
 #define BACKOFF_MAX_MS	1000
@@ -26,15 +27,6 @@ struct db {
 	int				 connected_before;
 	int				 warned;	/* during this statement */
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* libpq's messages end in a newline; the log wants one line. */
 static void
@@ -100,7 +92,7 @@ db_wait(struct db *db, short events, int64_t deadline)
 	pfd.fd = PQsocket(db->conn);
 	pfd.events = events;
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - monotonic_ms();
 		if (left <= 0)
 			return -1;
 		rc = poll(&pfd, 1, (int)left);
@@ -266,7 +258,7 @@ db_connect(struct db *db)
 	int64_t		 deadline;
 	size_t		 i;
 
-	if (now_ms() < db->next_attempt_ms)
+	if (monotonic_ms() < db->next_attempt_ms)
 		return -1;	/* failed a moment ago: answer fast */
 	db->conn = db_connect_env(db->appname, db->connect_timeout_s);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
@@ -277,7 +269,7 @@ db_connect(struct db *db)
 	if (PQsetnonblocking(db->conn, 1) != 0)
 		goto fail;
 	PQsetNoticeReceiver(db->conn, db_notice, db);
-	deadline = now_ms() + db->timeout_ms;
+	deadline = monotonic_ms() + db->timeout_ms;
 	snprintf(sql, sizeof(sql), "SET statement_timeout = %u",
 	    db->timeout_ms);
 	if (db_setup_command(db, sql, NULL, deadline) != 0)
@@ -295,7 +287,7 @@ db_connect(struct db *db)
 fail:
 	stats_db_error(SDBERR_CONNECT);
 	db_drop(db);
-	db->next_attempt_ms = now_ms() + db->backoff_ms;
+	db->next_attempt_ms = monotonic_ms() + db->backoff_ms;
 	db->backoff_ms = db->backoff_ms * 2 > BACKOFF_MAX_MS ?
 	    BACKOFF_MAX_MS : db->backoff_ms * 2;
 	return -1;
@@ -340,7 +332,7 @@ db_exec(struct db *db, const struct db_statement *stmt,
 	if (db->conn == NULL && db_connect(db) != 0)
 		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	deadline = now_ms() + db->timeout_ms;
+	deadline = monotonic_ms() + db->timeout_ms;
 	db->warned = 0;
 	if (!PQsendQueryPrepared(db->conn, stmt->name, stmt->nparams, values,
 	    NULL, NULL, 0)) {

@@ -20,6 +20,7 @@
 #include "responder.h"
 #include "response.h"
 #include "stats.h"
+#include "timestamp.h"
 
 #define THREAD_STACK	(256 * 1024)
 #define WAKE_SIGNAL	SIGUSR1
@@ -207,15 +208,6 @@ spawn_worker(void)
 	_exit(run_workers());
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * The supervisor: keeps cfg->processes workers running on the shared
  * listening socket. A worker that dies is replaced; the socket stays open,
@@ -235,7 +227,7 @@ supervise(void)
 
 	for (i = 0; i < n; i++) {
 		pids[i] = spawn_worker();
-		started[i] = mono_ms();
+		started[i] = monotonic_ms();
 		restart_at[i] = 0;
 	}
 	sigemptyset(&set);
@@ -263,14 +255,14 @@ supervise(void)
 				    "another", "pid", pidbuf, "status",
 				    statbuf, NULL);
 				pids[i] = -1;
-				restart_at[i] = mono_ms() - started[i] <
+				restart_at[i] = monotonic_ms() - started[i] <
 				    QUICK_DEATH_S * 1000 ?
-				    mono_ms() + RESTART_DELAY_MS : 0;
+				    monotonic_ms() + RESTART_DELAY_MS : 0;
 			}
 		for (i = 0; i < n; i++)
-			if (pids[i] == -1 && mono_ms() >= restart_at[i]) {
+			if (pids[i] == -1 && monotonic_ms() >= restart_at[i]) {
 				pids[i] = spawn_worker();
-				started[i] = mono_ms();
+				started[i] = monotonic_ms();
 			}
 	}
 	for (i = 0; i < n; i++)

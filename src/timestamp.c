@@ -29,3 +29,12 @@ timestamp_format(const struct timespec *ts, char *buf, size_t len)
 	}
 	return 0;
 }
+
+int64_t
+monotonic_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -140,34 +140,6 @@ assert_exact_counts() {
 
 # --- responder processes -----------------------------------------------------
 
-# responder_master NAME: the pid of a responder's master process: the
-# restart loop's child, unless that is the loop's pause between restarts.
-# (Not matched by name: under a TALLY_RESPONDER_WRAPPER it is valgrind's.)
-responder_master() {
-	local loop pid
-	loop=$(<"$STACK_DIR/run/$1.pid")
-	for pid in $(pgrep -P "$loop"); do
-		[[ $(ps -o comm= -p "$pid") == sleep ]] || echo "$pid"
-	done
-}
-
-# responder_workers NAME: the pids of a responder's worker processes.
-responder_workers() {
-	local master
-	master=$(responder_master "$1")
-	[[ -n $master ]] || return 0
-	pgrep -P "$master" || true
-}
-
-# responder_pids: every responder's master and workers, one line each, so
-# two calls compare equal only if no responder process was replaced.
-responder_pids() {
-	local name
-	for name in "${STACK_RESPONDERS[@]}"; do
-		echo "$name $(responder_master "$name") $(responder_workers "$name" | sort -n | tr '\n' ' ')"
-	done
-}
-
 # responder_has_workers NAME MASTER COUNT: true when MASTER is NAME's master
 # and has COUNT workers.
 responder_has_workers() {
