@@ -77,7 +77,9 @@ tools_workdir() {
 }
 
 # Copies the checkout's own files (tracked, or new and not ignored) to
-# $1, without anything a build left in it.
+# $1, without anything a build left in it. The npm packages installed in
+# the checkout (ignored, as every install is) are linked, not copied: the
+# browser test needs tests/e2e/node_modules in the tree it runs from.
 tools_copy_sources() {
 	local dest=$1 f
 	git -C "$TOOLS_SRCDIR" rev-parse --git-dir >/dev/null 2>&1 ||
@@ -87,6 +89,10 @@ tools_copy_sources() {
 		while IFS= read -r -d '' f; do
 			[[ -e $TOOLS_SRCDIR/$f ]] && printf '%s\0' "$f"
 		done | tar -C "$TOOLS_SRCDIR" --null -T - -cf - | tar -C "$dest" -xf -
+	for f in tests/e2e/node_modules helm/node_modules; do
+		[[ -d $TOOLS_SRCDIR/$f ]] && ln -sfn "$TOOLS_SRCDIR/$f" "$dest/$f"
+	done
+	return 0
 }
 
 # Prints a source tree that can be configured out of tree: the checkout
