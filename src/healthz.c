@@ -56,6 +56,7 @@ static const struct responder healthz_responder = {
 	.routes = ROUTE_BIT(ROUTE_HEALTHZ) | ROUTE_BIT(ROUTE_LIVEZ),
 	.methods = METHODS_READ,
 	.allow = "GET, HEAD",
+	.threads = 4,		/* probes: a few a second */
 	.start = healthz_start,
 	.handle = healthz_handle,
 	.stop = counter_close,

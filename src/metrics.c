@@ -157,6 +157,7 @@ static const struct responder metrics_responder = {
 	.routes = ROUTE_BIT(ROUTE_METRICS),
 	.methods = METHODS_READ,
 	.allow = "GET, HEAD",
+	.threads = 2,		/* scrapes: one every few seconds */
 	.start = metrics_start,
 	.handle = metrics_handle,
 	.stop = counter_close,

@@ -32,6 +32,7 @@ static const struct responder read_responder = {
 	.routes = ROUTE_BIT(ROUTE_READ),
 	.methods = METHODS_READ,
 	.allow = "GET, HEAD",
+	.threads = 8,		/* waiting reads share one SELECT */
 	.start = read_start,
 	.handle = read_handle,
 	.stop = counter_close,

@@ -313,6 +313,8 @@ responder_main(const struct responder *r, int argc, char **argv)
 		    "spawn-fcgi -u USER -g GROUP", NULL);
 	if (settings_load(&settings, err, sizeof(err)) != 0)
 		log_fatal("bad configuration", "error", err, NULL);
+	if (settings.threads == 0)
+		settings.threads = r->threads > 0 ? r->threads : 1;
 	cfg = &settings;
 	if (fstat(0, &st) != 0 || !S_ISSOCK(st.st_mode))
 		log_fatal("standard input is not a socket: run it under "

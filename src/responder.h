@@ -1,7 +1,9 @@
 /* tally - responder: the program around every responder. It refuses to
  * run as root, loads the settings, checks that spawn-fcgi handed it a
  * listening socket, runs TALLY_PROCESSES worker processes (restarting any
- * that dies) of TALLY_THREADS threads each, refuses wrong methods and
+ * that dies) of TALLY_THREADS threads each (by default the responder's
+ * own number: many where requests wait for the database and share its
+ * round trips, few where they only use the CPU), refuses wrong methods and
  * paths before the handler runs, bounds every read and write, and on
  * SIGTERM or SIGINT finishes the requests under way, then exits. */
 #ifndef TALLY_RESPONDER_H
@@ -15,6 +17,7 @@ struct responder {
 	unsigned int	 routes;	/* ROUTE_BIT()s it answers */
 	unsigned int	 methods;	/* 1u << METHOD_x it accepts */
 	const char	*allow;		/* the Allow header for a 405 */
+	unsigned int	 threads;	/* per worker, unless TALLY_THREADS */
 	/* Once in each worker process before serving; 0, or -1 to exit. */
 	int		(*start)(const struct settings *s);
 	/* Answers one request; the method and route are already checked. */

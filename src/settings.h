@@ -12,7 +12,7 @@
 struct settings {
 	struct cidr_list trusted_proxies;	/* TALLY_TRUSTED_PROXIES */
 	unsigned int	 processes;		/* TALLY_PROCESSES */
-	unsigned int	 threads;		/* TALLY_THREADS */
+	unsigned int	 threads;		/* TALLY_THREADS, or 0 */
 	unsigned int	 db_timeout_ms;		/* TALLY_DB_TIMEOUT_MS */
 	unsigned int	 connect_timeout_s;	/* TALLY_DB_CONNECT_TIMEOUT */
 	unsigned int	 retry_after_s;		/* TALLY_RETRY_AFTER */

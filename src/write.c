@@ -60,6 +60,7 @@ static const struct responder write_responder = {
 	.routes = ROUTE_BIT(ROUTE_WRITE),
 	.methods = METHODS_WRITE,
 	.allow = "POST",
+	.threads = 32,		/* waiting writes share one UPDATE */
 	.start = write_start,
 	.handle = write_handle,
 	.stop = write_stop,

@@ -111,7 +111,9 @@ PGSSLROOTCERT: {{ printf "%s/ca.crt" (include "tally.caDir" .) | quote }}
 TALLY_TRUSTED_PROXIES: {{ join "," $v.config.trustedProxies | quote }}
 TALLY_LOG_LEVEL: {{ $v.config.logLevel | quote }}
 TALLY_PROCESSES: {{ $v.responders.processes | quote }}
+{{- if $v.responders.threads }}
 TALLY_THREADS: {{ $v.responders.threads | quote }}
+{{- end }}
 TALLY_DB_TIMEOUT_MS: {{ $v.config.dbTimeoutMs | quote }}
 TALLY_DB_CONNECT_TIMEOUT: {{ $v.config.dbConnectTimeout | quote }}
 TALLY_RETRY_AFTER: {{ $v.config.retryAfter | quote }}
