@@ -86,16 +86,44 @@ def read_tsv(path):
         return list(csv.DictReader(f, delimiter="\t"))
 
 
+def median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid]
+    return (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def load_results(loads):
-    """{(target, connections): row with req/s and latencies in ms}."""
-    results = {}
+    """{(target, connections): its rounds combined}: the median round's
+    req/s, p50 and p99 (each the median over the rounds), the slowest and
+    fastest round, and the sums of requests, answers 200 and errors; the
+    counter check is "ok" only if every round's was."""
+    rounds = {}
     for row in loads:
-        seconds = int(row["duration_us"]) / 1e6
-        results[(row["target"], int(row["connections"]))] = {
-            "rps": int(row["requests"]) / seconds if seconds else 0.0,
-            "p50": int(row["p50_us"]) / 1000,
-            "p99": int(row["p99_us"]) / 1000,
-            **row,
+        rounds.setdefault((row["target"], int(row["connections"])),
+                          []).append(row)
+    results = {}
+    for key, rows in rounds.items():
+        rps = [int(r["requests"]) / (int(r["duration_us"]) / 1e6)
+               if int(r["duration_us"]) else 0.0 for r in rows]
+        checks = [r["counter_check"] for r in rows]
+        growth = [r["counter_growth"] for r in rows]
+        results[key] = {
+            "rounds": len(rows),
+            "rps": median(rps),
+            "rps_min": min(rps),
+            "rps_max": max(rps),
+            "p50": median(int(r["p50_us"]) for r in rows) / 1000,
+            "p99": median(int(r["p99_us"]) for r in rows) / 1000,
+            "requests": sum(int(r["requests"]) for r in rows),
+            "ok": sum(int(r["ok"]) for r in rows),
+            "errors": sum(int(r["errors"]) for r in rows),
+            "counter_growth": ("-" if "-" in growth else
+                               sum(int(g) for g in growth)),
+            "counter_check": ("-" if "-" in checks else
+                              "ok" if all(c == "ok" for c in checks)
+                              else "FAILED"),
         }
     return results
 
@@ -105,12 +133,17 @@ def ms(value):
 
 
 def notes(results, name, conns_list):
-    """"counter exact" or "counter FAILED" after /write loads, and the
+    """The slowest and fastest round at the highest connection count,
+    "counter exact" or "counter FAILED" after /write loads, and the
     requests that failed (error status, cut connection, timeout)."""
     loads = [results[(name, c)] for c in conns_list if (name, c) in results]
     checks = [r["counter_check"] for r in loads if r["counter_check"] != "-"]
     errors = sum(int(r["errors"]) for r in loads)
     words = []
+    top = results.get((name, conns_list[-1])) if conns_list else None
+    if top and top["rounds"] > 1:
+        words.append(f"rounds {top['rps_min']:.0f}-{top['rps_max']:.0f} "
+                     f"req/s @{conns_list[-1]}")
     if checks:
         ok = all(check == "ok" for check in checks)
         words.append("counter exact" if ok else "counter FAILED")
@@ -204,10 +237,13 @@ def markdown_table(header, rows):
 
 def write_results_tsv(path, results):
     with open(path, "w", encoding="utf-8") as f:
-        f.write("target\tconnections\treq_per_s\tp50_ms\tp99_ms\trequests"
+        f.write("target\tconnections\trounds\treq_per_s\treq_per_s_min"
+                "\treq_per_s_max\tp50_ms\tp99_ms\trequests"
                 "\tok\terrors\tcounter_growth\tcounter_check\n")
         for (name, conns), r in results.items():
-            f.write(f"{name}\t{conns}\t{r['rps']:.1f}\t{r['p50']:.3f}"
+            f.write(f"{name}\t{conns}\t{r['rounds']}\t{r['rps']:.1f}"
+                    f"\t{r['rps_min']:.1f}\t{r['rps_max']:.1f}"
+                    f"\t{r['p50']:.3f}"
                     f"\t{r['p99']:.3f}\t{r['requests']}\t{r['ok']}"
                     f"\t{r['errors']}\t{r['counter_growth']}"
                     f"\t{r['counter_check']}\n")
