@@ -1,7 +1,9 @@
 /* tally - fuzzes settings_load, the responders' configuration from the
  * environment. Input: one value per line for the variables below, in
  * their order; a variable without a line is unset. Accepted settings
- * hold what was asked; refused ones name the variable. */
+ * hold what was asked (at least 1; TALLY_THREADS is 0 when unset or
+ * empty: each responder's own default); refused ones name the
+ * variable. */
 #include "fuzz.h"
 
 #include <errno.h>
@@ -14,21 +16,22 @@
 struct variable {
 	const char	*name;
 	long		 offset;	/* of its unsigned int, or -1 */
+	int		 zero_if_unset;
 };
 
 static const struct variable variables[] = {
-	{ "TALLY_PROCESSES", (long)offsetof(struct settings, processes) },
-	{ "TALLY_THREADS", (long)offsetof(struct settings, threads) },
-	{ "TALLY_DB_TIMEOUT_MS", (long)offsetof(struct settings, db_timeout_ms) },
+	{ "TALLY_PROCESSES", (long)offsetof(struct settings, processes), 0 },
+	{ "TALLY_THREADS", (long)offsetof(struct settings, threads), 1 },
+	{ "TALLY_DB_TIMEOUT_MS", (long)offsetof(struct settings, db_timeout_ms), 0 },
 	{ "TALLY_DB_CONNECT_TIMEOUT",
-	    (long)offsetof(struct settings, connect_timeout_s) },
-	{ "TALLY_RETRY_AFTER", (long)offsetof(struct settings, retry_after_s) },
-	{ "TALLY_IO_TIMEOUT", (long)offsetof(struct settings, io_timeout_s) },
-	{ "TALLY_BATCH_MAX", (long)offsetof(struct settings, batch_max) },
+	    (long)offsetof(struct settings, connect_timeout_s), 0 },
+	{ "TALLY_RETRY_AFTER", (long)offsetof(struct settings, retry_after_s), 0 },
+	{ "TALLY_IO_TIMEOUT", (long)offsetof(struct settings, io_timeout_s), 0 },
+	{ "TALLY_BATCH_MAX", (long)offsetof(struct settings, batch_max), 0 },
 	{ "TALLY_IDEMPOTENCY_RETENTION",
-	    (long)offsetof(struct settings, idem_retention_s) },
-	{ "TALLY_TRUSTED_PROXIES", -1 },
-	{ "TALLY_RUN_DIR", -1 },
+	    (long)offsetof(struct settings, idem_retention_s), 0 },
+	{ "TALLY_TRUSTED_PROXIES", -1, 0 },
+	{ "TALLY_RUN_DIR", -1, 0 },
 };
 #define NVARS	(sizeof(variables) / sizeof(variables[0]))
 
@@ -80,7 +83,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (i = 0; i < NVARS; i++) {
 			if (variables[i].offset < 0)
 				continue;
-			assert(uint_at(&s, variables[i].offset) >= 1);
+			if (variables[i].zero_if_unset &&
+			    (values[i] == NULL || values[i][0] == '\0'))
+				assert(uint_at(&s, variables[i].offset) == 0);
+			else
+				assert(uint_at(&s, variables[i].offset) >= 1);
 			if (plain_number(values[i], &n))
 				assert(uint_at(&s, variables[i].offset) == n);
 		}
