@@ -1,0 +1,182 @@
+# shellcheck shell=bash
+# tally - lib.sh: the machinery every script and test shares, in one
+# place: the list of responders, messages, installing missing Debian
+# packages, PostgreSQL's programs on PATH, bounded polling, and one
+# pass/fail reporter. Sourced by ./dev, scripts/stack.sh, container/*,
+# helm/check, tests/bench/run, tests/rehearsal/run, tests/tools/* and the
+# bats helpers. Defines functions and variables only; running it does
+# nothing.
+
+# The responders, one program tally-NAME each. This is the only list in
+# shell; src/request.h, Makefile.am, etc/lighttpd.conf and the chart have
+# their own copies, and tests/lint/responders fails when one disagrees.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+TALLY_RESPONDERS=(time read write healthz metrics)
+
+# --- messages ----------------------------------------------------------------
+
+# The name in front of every message: set it once, e.g. LIB_NAME=dev.
+LIB_NAME=${LIB_NAME:-tally}
+
+say() { printf '%s: %s\n' "$LIB_NAME" "$*" >&2; }
+die() {
+	say "$*"
+	exit 1
+}
+
+# --- the machine -------------------------------------------------------------
+
+# Runs a command as root: directly, or through sudo.
+as_root() {
+	if [[ $(id -u) -eq 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null; then
+		sudo "$@"
+	else
+		die "need root to run: $* (install sudo or run as root)"
+	fi
+}
+
+# Is the Debian package installed?
+pkg_installed() {
+	dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed
+}
+
+# install_missing PKG...: installs the packages of the list that are not
+# installed yet. Package lists are fetched once per machine (and again
+# when apt has none); TALLY_APT_QUIET=1 hides apt's own output.
+install_missing() {
+	local pkg missing=()
+	for pkg in "$@"; do
+		pkg_installed "$pkg" || missing+=("$pkg")
+	done
+	((${#missing[@]} == 0)) && return 0
+	say "installing ${missing[*]}"
+	if [[ ! -f /var/lib/apt/periodic/tally-updated ]] ||
+		[[ -z $(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -print -quit 2>/dev/null) ]]; then
+		as_root apt-get update -q >&2 || die "apt-get update failed"
+		as_root mkdir -p /var/lib/apt/periodic
+		as_root touch /var/lib/apt/periodic/tally-updated
+	fi
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "${missing[@]}" >&2 ||
+		die "could not install ${missing[*]}"
+}
+
+# Puts PostgreSQL's server programs (initdb, pg_ctl, postgres: outside
+# PATH on Debian) and /usr/sbin on PATH; stops with a clear message when
+# PostgreSQL is not installed.
+pg_path() {
+	local bindir
+	if ! command -v initdb >/dev/null; then
+		bindir=$(find /usr/lib/postgresql -maxdepth 3 -name initdb -printf '%h\n' 2>/dev/null |
+			sort -V | tail -1)
+		[[ -n $bindir ]] || die "PostgreSQL's initdb not found; install the package postgresql"
+		PATH="$bindir:$PATH"
+	fi
+	[[ :$PATH: == *:/usr/sbin:* ]] || PATH="$PATH:/usr/sbin:/sbin"
+	export PATH
+}
+
+# Prints a TCP port on 127.0.0.1 that is free now.
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# --- bounded waits -----------------------------------------------------------
+
+# wait_until SECONDS COMMAND...: runs the command every 0.1 s until it
+# succeeds (returns 0) or SECONDS have passed (returns 1). The command's
+# output is left alone; redirect it at the call when it is noise.
+wait_until() {
+	local seconds=$1 deadline
+	shift
+	deadline=$((SECONDS + seconds))
+	until "$@"; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
+}
+
+# Is the process gone?
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# Does the URL answer at all (any HTTP status)?
+http_answers() { curl -s -o /dev/null --max-time 1 "$1"; }
+
+# --- pass/fail reporting -----------------------------------------------------
+# One format for every step of ./dev test: "ok - WHAT" and "not ok - WHAT"
+# lines, and one last line "N passed, N failed" that ./dev test sums.
+
+REPORT_PASSED=0
+REPORT_FAILED=0
+REPORT_FINISHED=0
+REPORT_CLEANUP=
+
+# report_init NAME [CLEANUP]: names the script in its messages; CLEANUP,
+# a function, runs at exit. A script that stops early (an error, a
+# signal) still ends with the summary line, the stop counted as a failure.
+report_init() {
+	LIB_NAME=$1
+	REPORT_CLEANUP=${2:-}
+	trap report_on_exit EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+report_on_exit() {
+	local rc=$?
+	[[ -z $REPORT_CLEANUP ]] || "$REPORT_CLEANUP" || true
+	if ((REPORT_FINISHED == 0)); then
+		say "stopped before the end (status $rc)"
+		REPORT_FAILED=$((REPORT_FAILED + 1))
+		((rc != 0)) || rc=1
+	fi
+	echo "$REPORT_PASSED passed, $REPORT_FAILED failed"
+	((REPORT_FAILED == 0)) || ((rc != 0)) || rc=1
+	exit "$rc"
+}
+
+report_pass() {
+	REPORT_PASSED=$((REPORT_PASSED + 1))
+	printf 'ok - %s\n' "$*"
+}
+
+report_fail() {
+	REPORT_FAILED=$((REPORT_FAILED + 1))
+	printf 'not ok - %s\n' "$*"
+}
+
+# report_gate WHAT COMMAND...: one ok/not ok line for the command; returns
+# its success, for steps the next ones depend on.
+report_gate() {
+	local what=$1
+	shift
+	if "$@"; then
+		report_pass "$what"
+	else
+		report_fail "$what"
+		return 1
+	fi
+}
+
+# report_check WHAT COMMAND...: the same, and goes on either way.
+report_check() {
+	report_gate "$@" || true
+}
+
+# Stops the script here: a step the rest depends on failed.
+report_abort() {
+	say "aborting: $*"
+	exit 1
+}
+
+# Ends the script's checks: the summary line is printed at exit; returns
+# non-zero when anything failed.
+report_finish() {
+	REPORT_FINISHED=1
+	((REPORT_FAILED == 0))
+}
