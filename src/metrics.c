@@ -124,10 +124,10 @@ metrics_handle(struct request *req)
 	}
 	write_requests(f, s);
 	write_database(f, s, up);
-	help(f, "tally_counter_value", "gauge",
+	help(f, "tally_value", "gauge",
 	    "The counter's value as last seen by a responder.");
 	if (LOAD(s->counter_seen))
-		fprintf(f, "tally_counter_value %lld\n",
+		fprintf(f, "tally_value %lld\n",
 		    (long long)LOAD(s->counter_value));
 	help(f, "tally_idempotent_replays_total", "counter",
 	    "POST /write answers replayed for a known Idempotency-Key.");
