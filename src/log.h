@@ -31,12 +31,14 @@ int	log_enabled(enum log_level level);
  * request; set NULL when the request ends. */
 void	log_set_request_id(const char *request_id);
 
-/* Shorthands for a message with string key/value pairs, NULL-terminated. */
-void	log_info(const char *msg, ...);
-void	log_warn(const char *msg, ...);
-void	log_error(const char *msg, ...);
+/* Shorthands for a message with string key/value pairs, NULL-terminated
+ * (the compiler checks the NULL). msg is plain text, not a format. */
+void	log_info(const char *msg, ...) __attribute__((sentinel));
+void	log_warn(const char *msg, ...) __attribute__((sentinel));
+void	log_error(const char *msg, ...) __attribute__((sentinel));
 
 /* Logs msg at error level and exits with status 1: start-up failures only. */
-void	log_fatal(const char *msg, ...) __attribute__((noreturn));
+void	log_fatal(const char *msg, ...)
+	    __attribute__((noreturn, sentinel));
 
 #endif
