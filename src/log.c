@@ -14,6 +14,7 @@
 static const char	*log_prog = "tally";
 static enum log_level	 log_min = LOG_LEVEL_INFO;
 static __thread const char *log_request_id;
+static __thread const char *log_trace_id, *log_span_id;
 
 static const char *const level_names[] = {
 	[LOG_LEVEL_DEBUG] = "debug",
@@ -49,6 +50,16 @@ log_set_request_id(const char *request_id)
 }
 
 void
+log_set_trace(const char *trace_id, const char *span_id)
+{
+	if (trace_id == NULL || *trace_id == '\0' || span_id == NULL ||
+	    *span_id == '\0')
+		trace_id = span_id = NULL;
+	log_trace_id = trace_id;
+	log_span_id = span_id;
+}
+
+void
 log_event(enum log_level level, const char *msg, struct json_object *fields)
 {
 	struct json_object	*o;
@@ -71,6 +82,12 @@ log_event(enum log_level level, const char *msg, struct json_object *fields)
 	if (log_request_id != NULL)
 		json_object_object_add(o, "request_id",
 		    json_object_new_string(log_request_id));
+	if (log_trace_id != NULL) {
+		json_object_object_add(o, "trace_id",
+		    json_object_new_string(log_trace_id));
+		json_object_object_add(o, "span_id",
+		    json_object_new_string(log_span_id));
+	}
 	if (fields != NULL) {
 		json_object_object_foreach(fields, key, val)
 			json_object_object_add(o, key, json_object_get(val));

@@ -16,8 +16,8 @@ enum log_level {
 void	log_init(const char *prog);
 
 /* Writes {"time","level","prog","pid","msg", ...fields} as one line,
- * plus "request_id" while the calling thread serves a request that sent
- * one (log_set_request_id). fields may be NULL; it is always consumed
+ * plus "request_id", "trace_id" and "span_id" while the calling thread
+ * serves a request that sent them (log_set_request_id, log_set_trace). fields may be NULL; it is always consumed
  * (json_object_put). */
 void	log_event(enum log_level, const char *msg, struct json_object *fields);
 
@@ -30,6 +30,12 @@ int	log_enabled(enum log_level level);
  * database's included, then carries it. The string must outlive the
  * request; set NULL when the request ends. */
 void	log_set_request_id(const char *request_id);
+
+/* Names the trace context (the trace-id and span-id of a valid
+ * traceparent, or NULL or "" for none) of the request the calling thread
+ * serves, like log_set_request_id: every line then carries "trace_id"
+ * and "span_id". */
+void	log_set_trace(const char *trace_id, const char *span_id);
 
 /* Shorthands for a message with string key/value pairs, NULL-terminated
  * (the compiler checks the NULL). msg is plain text, not a format. */

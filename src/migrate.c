@@ -118,6 +118,15 @@ apply(const char *dir, const char *name)
 	log_info("applied", "file", name, NULL);
 }
 
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: tally-migrate [--dir SCHEMA_DIR | --help | --version]\n"
+	    "Applies tally's schema to the database named by DATABASE_URL or "
+	    "the PG* variables.\nSee README.md, section \"Configuration\" "
+	    "(the schema step).\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -126,13 +135,16 @@ main(int argc, char **argv)
 	int		  n, i, done = 0;
 
 	log_init("tally-migrate");
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("tally-migrate %s\n", PACKAGE_VERSION);
+		return 0;
+	}
 	if (argc == 3 && strcmp(argv[1], "--dir") == 0)
 		dir = argv[2];
 	else if (argc != 1) {
-		fprintf(stderr, "usage: tally-migrate [--dir SCHEMA_DIR]\n"
-		    "Applies tally's schema to the database named by "
-		    "DATABASE_URL or the PG* variables.\n");
-		return 2;
+		usage(argc == 2 && strcmp(argv[1], "--help") == 0 ?
+		    stdout : stderr);
+		return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 	}
 	if (dir == NULL || *dir == '\0')
 		dir = TALLY_SQL_DIR;

@@ -76,6 +76,48 @@ request_id_check(const char *id)
 	return i > 0 ? id : NULL;
 }
 
+/* n lower-case hex digits, all zero only if zero_ok: 1, else 0. */
+static int
+hex_id(const char *s, size_t n, int zero_ok)
+{
+	size_t	i;
+	int	nonzero = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+		nonzero |= s[i] != '0';
+	}
+	return nonzero || zero_ok;
+}
+
+int
+traceparent_parse(const char *s, char trace_id[TRACE_ID_LEN + 1],
+    char span_id[SPAN_ID_LEN + 1])
+{
+	/* version "-" trace-id "-" parent-id "-" flags */
+	const size_t	tid = 3, sid = tid + TRACE_ID_LEN + 1,
+			flags = sid + SPAN_ID_LEN + 1, end = flags + 2;
+	size_t		len;
+
+	trace_id[0] = span_id[0] = '\0';
+	if (s == NULL || (len = strnlen(s, end + 1)) < end)
+		return -1;
+	if (!hex_id(s, 2, 1) || strncmp(s, "ff", 2) == 0 || s[2] != '-' ||
+	    !hex_id(s + tid, TRACE_ID_LEN, 0) || s[sid - 1] != '-' ||
+	    !hex_id(s + sid, SPAN_ID_LEN, 0) || s[flags - 1] != '-' ||
+	    !hex_id(s + flags, 2, 1))
+		return -1;
+	/* Version 00 is exactly this long; later ones may add "-fields". */
+	if (len > end && (strncmp(s, "00", 2) == 0 || s[end] != '-'))
+		return -1;
+	memcpy(trace_id, s + tid, TRACE_ID_LEN);
+	trace_id[TRACE_ID_LEN] = '\0';
+	memcpy(span_id, s + sid, SPAN_ID_LEN);
+	span_id[SPAN_ID_LEN] = '\0';
+	return 0;
+}
+
 const char *
 request_param(const struct request *req, const char *name)
 {
@@ -95,4 +137,6 @@ request_init(struct request *req, FCGX_Request *fcgx)
 	req->forwarded_for = request_param(req, "HTTP_X_FORWARDED_FOR");
 	req->request_id = request_id_check(request_param(req,
 	    "HTTP_X_REQUEST_ID"));
+	(void)traceparent_parse(request_param(req, "HTTP_TRACEPARENT"),
+	    req->trace_id, req->span_id);
 }

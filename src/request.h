@@ -29,6 +29,9 @@ enum route {
 #define ROUTE_BIT(r)	(1u << (r))
 /* Longest X-Request-Id kept for the logs; longer or odd ones are dropped. */
 #define REQUEST_ID_MAX	128
+/* The hex digits of a W3C traceparent's trace-id and parent-id. */
+#define TRACE_ID_LEN	32
+#define SPAN_ID_LEN	16
 
 struct request {
 	FCGX_Request		*fcgx;
@@ -37,6 +40,9 @@ struct request {
 	const char		*remote_addr;	/* REMOTE_ADDR, or NULL */
 	const char		*forwarded_for;	/* X-Forwarded-For, or NULL */
 	const char		*request_id;	/* checked X-Request-Id, or NULL */
+	/* From a valid traceparent header; both "" without one. */
+	char			 trace_id[TRACE_ID_LEN + 1];
+	char			 span_id[SPAN_ID_LEN + 1];
 	struct timespec		 started;	/* CLOCK_MONOTONIC */
 	int			 status;	/* set when the answer is sent */
 };
@@ -44,6 +50,13 @@ struct request {
 /* Reads the request's parameters. Never fails: unknown methods and paths
  * become METHOD_OTHER and ROUTE_OTHER. */
 void		 request_init(struct request *req, FCGX_Request *fcgx);
+
+/* Parses a W3C Trace Context traceparent header ("00-<32 hex>-<16 hex>-
+ * <2 hex>", lower-case hex, ids not all zero, version not ff; a later
+ * version may append "-..."). Returns 0 and copies the trace-id and the
+ * parent-id (the caller's span), or -1 and leaves both "". */
+int		 traceparent_parse(const char *s,
+		    char trace_id[TRACE_ID_LEN + 1], char span_id[SPAN_ID_LEN + 1]);
 
 /* A request header by its CGI name ("HTTP_IDEMPOTENCY_KEY"), or NULL. */
 const char	*request_param(const struct request *req, const char *name);

@@ -90,6 +90,7 @@ serve(FCGX_Request *fcgx)
 
 	request_init(&req, fcgx);
 	log_set_request_id(req.request_id);
+	log_set_trace(req.trace_id, req.span_id);
 	if ((me->routes & ROUTE_BIT(req.route)) == 0)
 		response_error(&req, 404, "not found", NULL);
 	else if ((me->methods & (1u << req.method)) == 0)
@@ -97,6 +98,7 @@ serve(FCGX_Request *fcgx)
 	else
 		me->handle(&req);
 	log_set_request_id(NULL);
+	log_set_trace(NULL, NULL);
 }
 
 static void *
@@ -283,13 +285,22 @@ supervise(void)
 	return 0;
 }
 
-static void
-usage(void)
+/* --version, --help, or usage on stderr: the exit status, or -1 to run. */
+static int
+arguments(int argc, char **argv)
 {
-	fprintf(stderr, "usage: %s\n"
+	if (argc == 1)
+		return -1;
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("%s %s\n", me->name, PACKAGE_VERSION);
+		return 0;
+	}
+	fprintf(argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
+	    "usage: %s [--help | --version]\n"
 	    "A tally FastCGI responder. It serves the listening socket on its "
-	    "standard input,\nas spawn-fcgi hands it over; see the README for "
-	    "its TALLY_* settings.\n", me->name);
+	    "standard input,\nas spawn-fcgi hands it over. Its TALLY_* "
+	    "settings: README.md, section \"Configuration\".\n", me->name);
+	return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 }
 
 int
@@ -301,13 +312,12 @@ responder_main(const struct responder *r, int argc, char **argv)
 	sigset_t		 set;
 	char			 err[256];
 	struct json_object	*fields;
+	int			 status;
 
 	me = r;
 	log_init(r->name);
-	if (argc > 1) {
-		usage();
-		return strcmp(argv[1], "--help") == 0 ? 0 : 2;
-	}
+	if ((status = arguments(argc, argv)) >= 0)
+		return status;
 	if (geteuid() == 0 || getegid() == 0)
 		log_fatal("refusing to run as root: start it through "
 		    "spawn-fcgi -u USER -g GROUP", NULL);

@@ -1,6 +1,6 @@
 /* tally - fuzzes request_init, the up-front checks of a FastCGI request's
- * parameters (method, route, X-Request-Id), and what follows for /time:
- * the client address and its JSON body. Input: one "NAME=value"
+ * parameters (method, route, X-Request-Id, traceparent), and what follows
+ * for /time: the client address and its JSON body. Input: one "NAME=value"
  * parameter per line, as libfcgi hands them over in envp. */
 #include "fuzz.h"
 
@@ -29,6 +29,30 @@ request_id_valid(const char *id)
 	return 1;
 }
 
+/* The trace context is both ids or neither, each lower-case hex of its
+ * length and not all zero, copied from the header's own characters. */
+static void
+check_trace(const struct request *req, const char *tp)
+{
+	size_t	i;
+
+	assert((req->trace_id[0] == '\0') == (req->span_id[0] == '\0'));
+	if (req->trace_id[0] == '\0')
+		return;
+	assert(tp != NULL);
+	assert(strlen(req->trace_id) == TRACE_ID_LEN);
+	assert(strlen(req->span_id) == SPAN_ID_LEN);
+	assert(strncmp(tp + 3, req->trace_id, TRACE_ID_LEN) == 0);
+	assert(strncmp(tp + 4 + TRACE_ID_LEN, req->span_id, SPAN_ID_LEN) == 0);
+	for (i = 0; i < TRACE_ID_LEN; i++)
+		assert(strchr("0123456789abcdef", req->trace_id[i]) != NULL);
+	for (i = 0; i < SPAN_ID_LEN; i++)
+		assert(strchr("0123456789abcdef", req->span_id[i]) != NULL);
+	assert(strspn(req->trace_id, "0") < TRACE_ID_LEN);
+	assert(strspn(req->span_id, "0") < SPAN_ID_LEN);
+	assert(strncmp(tp, "ff", 2) != 0);
+}
+
 static void
 check_request(const struct request *req, char **envp)
 {
@@ -52,6 +76,7 @@ check_request(const struct request *req, char **envp)
 	assert(req->remote_addr == FCGX_GetParam("REMOTE_ADDR", envp));
 	assert(req->forwarded_for ==
 	    FCGX_GetParam("HTTP_X_FORWARDED_FOR", envp));
+	check_trace(req, FCGX_GetParam("HTTP_TRACEPARENT", envp));
 }
 
 /* Builds /time's body as time.c does and checks it reads back as JSON
