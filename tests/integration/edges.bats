@@ -1,0 +1,206 @@
+#!/usr/bin/env bats
+# tally - the edges a user meets: every answer lighttpd makes itself on an
+# API path is JSON with the API's headers (the bare "curl -X POST /write"
+# among them, with its hint), the page keeps HTML errors, a W3C
+# traceparent reaches every log line of its request, and every program
+# answers --version and --help.
+
+load ../lib/helpers
+
+setup_file() {
+	# debug: every answer is logged, so a request always has a log line
+	export TALLY_LOG_LEVEL=debug
+	tally_stack_start
+}
+
+teardown_file() {
+	tally_stack_stop
+}
+
+# shellcheck source=../../scripts/lib.sh
+source "$TALLY_SRCDIR/scripts/lib.sh"
+
+TID=4bf92f3577b34da6a3ce929d0e0e4736
+SID=00f067aa0ba902b7
+PROGRAMS=(time read write healthz metrics migrate)
+
+# assert_api_error STATUS: the last answer is STATUS with a JSON body
+# {"error": non-empty string} and the API's headers.
+assert_api_error() {
+	assert_equal "$HTTP_STATUS" "$1"
+	assert_equal "$(header content-type)" "application/json"
+	assert_equal "$(header cache-control)" "no-store"
+	assert_equal "$(header x-content-type-options)" "nosniff"
+	assert_equal "$(header x-frame-options)" "DENY"
+	assert_equal "$(header referrer-policy)" "no-referrer"
+	[[ $(header content-security-policy) == "default-src 'none';"* ]]
+	assert_equal "$(grep -ci '^cache-control:' <<<"$HTTP_HEADERS")" 1
+	run jq -e '(keys == ["error"]) and (.error | type == "string" and length > 0)' <<<"$HTTP_BODY"
+	assert_success
+}
+
+# raw_answer REQUEST_TEXT: like raw_http, then sets HTTP_STATUS,
+# HTTP_HEADERS and HTTP_BODY as http does.
+raw_answer() {
+	local out
+	out=$(raw_http "$1" | tr -d '\r')
+	HTTP_STATUS=$(head -1 <<<"$out" | cut -d' ' -f2)
+	HTTP_HEADERS=$(sed -n '2,/^$/p' <<<"$out" | sed 's/^\([^:]*\):/\L\1:/')
+	HTTP_BODY=$(sed '1,/^$/d' <<<"$out")
+}
+
+# has_line FILE JQ_FILTER: some JSON line of FILE matches the filter.
+has_line() {
+	grep '^{' "$1" | jq -e -s "map(select($2)) | length > 0" >/dev/null
+}
+
+@test "bare curl -X POST /write: 411 JSON that says to send a body" {
+	local id="edges-411-$RANDOM"
+	http POST /write -H "X-Request-Id: $id"
+	assert_api_error 411
+	run jq -r .error <<<"$HTTP_BODY"
+	assert_output --partial "curl -d ''"
+	assert_output --partial "Content-Length: 0"
+	# the access log keeps what the client sent
+	wait_until 10 has_line "$STACK_LOG_DIR/lighttpd.log" ".request_id == \"$id\""
+	has_line "$STACK_LOG_DIR/lighttpd.log" \
+		".request_id == \"$id\" and .status == 411 and .request == \"POST /write HTTP/1.1\""
+	# and the hint works
+	http POST /write -d ''
+	assert_equal "$HTTP_STATUS" 200
+}
+
+@test "lighttpd's refusals on API paths are JSON: 400 413 431 501 404" {
+	http GET /read -H $'X-Forwarded-For: 10.0.0.1\x01'
+	assert_api_error 400
+	http GET /time -H 'Transfer-Encoding: chunked' --data-binary 'zz'
+	assert_api_error 400
+	http POST /write --data-binary @<(head -c 20000 /dev/zero)
+	assert_api_error 413
+	run jq -r .error <<<"$HTTP_BODY"
+	assert_output --partial "16 KiB"
+	http GET /read -H "X-Big: $(printf '%9000s' '' | tr ' ' a)"
+	assert_api_error 431
+	# a URL over the limit: lighttpd 1.4.69 counts it with the headers
+	http GET "/read?$(printf '%9000s' '' | tr ' ' a)"
+	assert_api_error 431
+	http FOO /time
+	assert_api_error 501
+	http POST /write -H 'Transfer-Encoding: gzip' -d ''
+	assert_api_error 501
+	http GET /time/x
+	assert_api_error 404
+	http HEAD /healthz/x
+	assert_equal "$HTTP_STATUS" 404
+	assert_equal "$(header content-type)" "application/json"
+}
+
+@test "refusals made while parsing the request line are JSON too: 400 411 505" {
+	raw_answer $'GARBAGE\r\n\r\n'
+	assert_api_error 400
+	raw_answer $'POST /write HTTP/1.0\r\n\r\n'
+	assert_api_error 411
+	raw_answer $'GET /time HTTP/1.2\r\nHost: x\r\n\r\n'
+	assert_api_error 505
+}
+
+@test "a responder that is not there: 503 JSON from lighttpd" {
+	local sock="$STACK_DIR/run/time.sock"
+	mv "$sock" "$sock.away"
+	http GET /time
+	mv "$sock.away" "$sock"
+	assert_api_error 503
+	# lighttpd tries a refused backend again after its disable-time
+	wait_until 15 time_answers
+}
+
+time_answers() {
+	http GET /time
+	[[ $HTTP_STATUS == 200 ]]
+}
+
+@test "the page's paths keep lighttpd's HTML errors" {
+	http GET /nope.html
+	assert_equal "$HTTP_STATUS" 404
+	[[ $(header content-type) == text/html* ]]
+	[[ $HTTP_BODY == *"<html"* ]]
+	http GET /timex
+	assert_equal "$HTTP_STATUS" 404
+	[[ $(header content-type) == text/html* ]]
+	http GET /
+	assert_equal "$HTTP_STATUS" 200
+	[[ $(header content-type) == "text/html; charset=utf-8" ]]
+}
+
+@test "every error body file is one JSON object with an error" {
+	local f n=0
+	for f in "$TALLY_SRCDIR"/etc/errors/*.html; do
+		jq -e '(keys == ["error"]) and (.error | length > 0)' "$f" >/dev/null ||
+			fail "$f is not {\"error\": ...}"
+		n=$((n + 1))
+	done
+	((n >= 15))
+	# and each is installed
+	for f in "$TALLY_SRCDIR"/etc/errors/*.html; do
+		grep -q "etc/errors/${f##*/}" "$TALLY_SRCDIR/Makefile.am" ||
+			fail "${f##*/} is not in Makefile.am"
+	done
+}
+
+@test "a valid traceparent: trace_id and span_id on every log line of the request, and in the access log" {
+	local id="edges-trace-$RANDOM"
+	http GET /read -H "X-Request-Id: $id" -H "traceparent: 00-$TID-$SID-01"
+	assert_equal "$HTTP_STATUS" 200
+	wait_until 10 has_line "$STACK_LOG_DIR/read.log" ".request_id == \"$id\""
+	run bash -c "grep '^{' '$STACK_LOG_DIR/read.log' | jq -c --arg id '$id' 'select(.request_id == \$id)'"
+	assert_success
+	[[ -n $output ]]
+	run jq -s -e --arg t "$TID" --arg s "$SID" \
+		'length > 0 and all(.trace_id == $t and .span_id == $s)' <<<"$output"
+	assert_success
+	wait_until 10 has_line "$STACK_LOG_DIR/lighttpd.log" ".request_id == \"$id\""
+	run bash -c "grep '^{' '$STACK_LOG_DIR/lighttpd.log' | jq -e -s --arg id '$id' --arg tp '00-$TID-$SID-01' \
+		'map(select(.request_id == \$id)) | length == 1 and .[0].traceparent == \$tp and .[0].request == \"GET /read HTTP/1.1\"'"
+	assert_success
+	# another responder, another thread pool, flags 00
+	id="edges-trace-post-$RANDOM"
+	http POST /write -d '' -H "X-Request-Id: $id" -H "traceparent: 00-$TID-$SID-00"
+	assert_equal "$HTTP_STATUS" 200
+	wait_until 10 has_line "$STACK_LOG_DIR/write.log" ".request_id == \"$id\""
+	has_line "$STACK_LOG_DIR/write.log" ".request_id == \"$id\" and .trace_id == \"$TID\""
+}
+
+@test "an invalid traceparent is ignored" {
+	local tp id i=0
+	for tp in "00-${TID^^}-$SID-01" "00-$TID-${SID^^}-01" \
+		"ff-$TID-$SID-01" "00-00000000000000000000000000000000-$SID-01" \
+		"00-$TID-0000000000000000-01" "00-${TID:1}-$SID-01" \
+		"00-$TID-$SID-01-extra" "00-$TID-$SID" "garbage"; do
+		i=$((i + 1))
+		id="edges-badtrace-$i-$RANDOM"
+		http GET /time -H "X-Request-Id: $id" -H "traceparent: $tp"
+		assert_equal "$HTTP_STATUS" 200
+		wait_until 10 has_line "$STACK_LOG_DIR/time.log" ".request_id == \"$id\""
+		if has_line "$STACK_LOG_DIR/time.log" ".request_id == \"$id\" and has(\"trace_id\")"; then
+			fail "traceparent '$tp' was not ignored"
+		fi
+	done
+}
+
+@test "every program: --version prints its name and version, --help names the README section" {
+	local p version
+	version=$(sed -n 's/^AC_INIT(\[tally\], \[\([^]]*\)\].*/\1/p' "$TALLY_SRCDIR/configure.ac")
+	[[ -n $version ]]
+	for p in "${PROGRAMS[@]}"; do
+		run "$TALLY_BUILDDIR/src/tally-$p" --version
+		assert_success
+		assert_output "tally-$p $version"
+		run "$TALLY_BUILDDIR/src/tally-$p" --help
+		assert_success
+		assert_line --index 0 --partial "usage: tally-$p"
+		assert_output --partial 'README.md, section "Configuration"'
+		grep -q '^## Configuration$' "$TALLY_SRCDIR/README.md"
+		run "$TALLY_BUILDDIR/src/tally-$p" --no-such-option
+		assert_failure 2
+	done
+}
