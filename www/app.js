@@ -67,9 +67,17 @@
 		return new ApiError(kind, response.status, retryAfterMs(response));
 	}
 
-	/* Sends one request; resolves to the JSON body of a 200 answer,
-	 * rejects with an ApiError. A POST carries an empty body, so the
-	 * browser sends Content-Length: 0. */
+	/* The counter of a /read or /write answer, {"counter":N}, as a
+	 * BigInt read from the text itself: JSON.parse would round a value
+	 * beyond 2^53 to the nearest double. null when there is none. */
+	function exactCounter(text) {
+		const m = /"counter"\s*:\s*(-?[0-9]+)\s*[,}]/.exec(text);
+		return m === null ? null : BigInt(m[1]);
+	}
+
+	/* Sends one request; resolves to the JSON body of a 200 answer (its
+	 * "counter", if any, a BigInt), rejects with an ApiError. A POST
+	 * carries an empty body, so the browser sends Content-Length: 0. */
 	async function api(method, path, headers) {
 		const abort = new AbortController();
 		const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
@@ -87,7 +95,11 @@
 			if (response.status !== 200)
 				throw await errorFor(response);
 			try {
-				return await response.json();
+				const text = await response.text();
+				const body = JSON.parse(text);
+				if (body !== null && typeof body === 'object' && 'counter' in body)
+					body.counter = exactCounter(text);
+				return body;
 			} catch (e) {
 				throw new ApiError(abort.signal.aborted ? 'network' : 'http', 200);
 			}
@@ -166,12 +178,22 @@
 			node.textContent = text;
 	}
 
+	/* The size class of a counter text of `length` characters: the
+	 * length rounded up to a multiple of 3, from 6 to 27 (style.css has
+	 * one rule each). */
+	function counterSize(length) {
+		return String(Math.min(27, Math.max(6, Math.ceil(length / 3) * 3)));
+	}
+
+	/* value is a BigInt: exact at any size. */
 	function showCounter(value) {
 		const before = view.counter.dataset.value;
+		const text = numberFormat.format(value);
 		view.counter.dataset.value = String(value);
 		view.counter.dataset.state = 'ok';
+		view.counter.dataset.size = counterSize(text.length);
 		view.counter.removeAttribute('aria-busy');
-		setText(view.counter, numberFormat.format(value));
+		setText(view.counter, text);
 		if (before !== undefined && before !== String(value)) {
 			view.counter.classList.remove('bump');
 			void view.counter.offsetWidth; /* restarts the animation */
@@ -256,12 +278,14 @@
 
 	/* Clicks and reads race: an answer to /read sent before a click was
 	 * counted may arrive after it. Such an old reading is ignored. */
-	const writes = { inFlight: 0, completed: 0, highest: -Infinity };
+	const writes = { inFlight: 0, completed: 0, highest: null };
 
 	async function refreshCounter() {
 		const completedBefore = writes.completed;
 		try {
 			const body = await api('GET', '/read');
+			if (body.counter === null)
+				throw new ApiError('http', 200);
 			if (writes.inFlight === 0 && writes.completed === completedBefore)
 				showCounter(body.counter);
 			clearProblems('read', 'write');
@@ -320,7 +344,10 @@
 		writes.inFlight++;
 		try {
 			const body = await sendWrite(newKey());
-			writes.highest = Math.max(writes.highest, body.counter);
+			if (body.counter === null)
+				throw new ApiError('http', 200);
+			if (writes.highest === null || body.counter > writes.highest)
+				writes.highest = body.counter;
 			showCounter(writes.highest);
 			clearProblems('write', 'read');
 		} catch (e) {
@@ -329,7 +356,7 @@
 			writes.inFlight--;
 			writes.completed++;
 			if (writes.inFlight === 0)
-				writes.highest = -Infinity;
+				writes.highest = null;
 		}
 	}
 

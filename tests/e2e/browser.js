@@ -16,6 +16,8 @@
  *                         and "database-outage")
  *   TALLY_DB_STOP, TALLY_DB_START  shell commands that stop and start the
  *                         stack's PostgreSQL ("database-outage")
+ *   TALLY_DB_SET_BIG      a shell command that sets the counter to
+ *                         9007199254740993 ("big-number")
  *   TALLY_E2E_RESULTS     if set, a directory that gets NAME.result per
  *                         scenario: "ok", or "not ok" and the reason
  *   CHROMIUM              the browser (default /usr/bin/chromium)
@@ -179,10 +181,10 @@ class Session {
  * against the machine-readable value beside it. */
 async function pageCounter(page) {
 	const counter = page.locator('#counter');
-	const value = Number(await counter.getAttribute('data-value'));
+	const value = await counter.getAttribute('data-value');
 	const shown = (await counter.textContent()).replace(/[^0-9]/g, '');
-	assert.equal(shown, String(value), 'the counter shows its value');
-	return value;
+	assert.equal(shown, value, 'the counter shows its value');
+	return Number(value);
 }
 
 async function waitForCounter(page, expected) {
@@ -456,6 +458,96 @@ async function screenshots(session) {
 	watch.assertClean();
 }
 
+/* How the counter lies: its text, its value, how many line boxes it
+ * makes, and whether it overflows its own box or the card's content. */
+function counterLayout(page) {
+	return page.locator('#counter').evaluate(async (el) => {
+		/* the bump after a change scales it for a moment */
+		await Promise.all(el.getAnimations().map((a) => a.finished));
+		const range = document.createRange();
+		range.selectNodeContents(el);
+		const lines = new Set(Array.from(range.getClientRects(),
+			(r) => Math.round(r.top))).size;
+		const card = el.closest('.card');
+		const style = getComputedStyle(card);
+		const box = el.getBoundingClientRect();
+		const text = range.getBoundingClientRect();
+		const cardRight = card.getBoundingClientRect().right -
+			parseFloat(style.paddingRight) - parseFloat(style.borderRightWidth);
+		return {
+			text: el.textContent,
+			value: el.dataset.value,
+			lines,
+			height: box.height,
+			fontSize: parseFloat(getComputedStyle(el).fontSize),
+			overflows: el.scrollWidth > el.clientWidth + 1 ||
+				text.right > cardRight + 1 || box.right > cardRight + 1,
+		};
+	});
+}
+
+function assertOneLine(layout, what) {
+	assert.equal(layout.lines, 1, `${what}: one line (${layout.text})`);
+	assert.ok(layout.height < 1.5 * layout.fontSize,
+		`${what}: the box is one line high (${layout.height} px at ${layout.fontSize} px)`);
+	assert.ok(!layout.overflows, `${what}: stays in its card (${layout.text})`);
+}
+
+const BIG = '9007199254740993';	/* 2^53 + 1: no double holds it */
+const GROUPED = (digits) => digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+
+/* The counter keeps its number whole: one line, inside its card, at a
+ * phone's and a desktop's width, for every length up to 2^53's 16
+ * digits (shown through the page's own /write and /read handling of
+ * answers of each length), and exact beyond 2^53: the database's
+ * counter set to 2^53 + 1 shows every digit, and a click shows 2^53 + 2.
+ * Leaves the counter there: the last scenario. */
+async function bigNumber(session) {
+	const { page, watch } = await session.open({ locale: 'en-US' });
+	const button = page.getByRole('button', { name: 'Increment' });
+	let fake = null;
+	const answer = (route) => route.fulfill({
+		status: 200, contentType: 'application/json',
+		headers: { 'Cache-Control': 'no-store' },
+		body: `{"counter":${fake}}`,
+	});
+	await page.route('**/read', answer);
+	await page.route('**/write', answer);
+	for (const width of [375, 1280]) {
+		await page.setViewportSize({ width, height: 800 });
+		for (let n = 1; n <= 16; n++) {
+			fake = '9'.repeat(n);
+			await button.click();
+			await waitUntil(`the page to show ${fake}`, async () =>
+				(await page.locator('#counter').getAttribute('data-value')) === fake);
+			const layout = await counterLayout(page);
+			assert.equal(layout.text, GROUPED(fake), 'grouped by thousands');
+			assertOneLine(layout, `${n} digits at ${width} px`);
+		}
+	}
+	await page.unrouteAll();
+
+	await shell('TALLY_DB_SET_BIG');
+	assert.equal(await (await fetch(`${BASE}/read`)).text(),
+		`{"counter":${BIG}}`, 'GET /read answers 2^53 + 1 exactly');
+	await waitUntil(`the page to read ${BIG}`, async () =>
+		(await page.locator('#counter').getAttribute('data-value')) === BIG);
+	for (const width of [375, 1280]) {
+		await page.setViewportSize({ width, height: 800 });
+		const layout = await counterLayout(page);
+		assert.equal(layout.text, GROUPED(BIG), `every digit of ${BIG} at ${width} px`);
+		assertOneLine(layout, `${BIG} at ${width} px`);
+		await screenshot(page, `page-${width}-big.png`);
+	}
+	const next = (BigInt(BIG) + 1n).toString();
+	const [written] = await Promise.all([page.waitForResponse(isWrite), button.click()]);
+	assert.equal(await written.text(), `{"counter":${next}}`, 'POST /write answers 2^53 + 2');
+	await waitUntil(`the page to show ${next}`, async () =>
+		(await page.locator('#counter').textContent()) === GROUPED(next));
+	assertOneLine(await counterLayout(page), `${next} after a click`);
+	watch.assertClean();
+}
+
 const SCENARIOS = {
 	facts,
 	increment,
@@ -463,6 +555,7 @@ const SCENARIOS = {
 	'lost-answer': lostAnswer,
 	'database-outage': databaseOutage,
 	screenshots,
+	'big-number': bigNumber,	/* last: it leaves the counter beyond 2^53 */
 };
 
 /* Runs one scenario in its own session, within SCENARIO_TIMEOUT_MS;

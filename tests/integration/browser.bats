@@ -28,7 +28,8 @@ setup_file() {
 	# browser.js stops and starts the database through these.
 	# shellcheck disable=SC2016 # expanded by the shell browser.js runs
 	export TALLY_DB_STOP='source "$TALLY_SRCDIR/scripts/stack.sh" && stack_user_setup && stack_pg_stop fast' \
-		TALLY_DB_START='source "$TALLY_SRCDIR/scripts/stack.sh" && stack_user_setup && stack_pg_start'
+		TALLY_DB_START='source "$TALLY_SRCDIR/scripts/stack.sh" && stack_user_setup && stack_pg_start' \
+		TALLY_DB_SET_BIG='source "$TALLY_SRCDIR/scripts/stack.sh" && stack_user_setup && stack_as_user psql -X -q -d "$DATABASE_URL" -c "UPDATE tally_counter SET value = 9007199254740993 WHERE id = 1"'
 	# Each scenario bounds itself; this bounds the browser too.
 	mkdir -p "$TALLY_BUILDDIR/tests/e2e"
 	timeout --kill-after=10 240 node "$E2E_DIR/browser.js" \
@@ -72,6 +73,15 @@ scenario() {
 	scenario screenshots
 	local f
 	for f in page-375.png page-1280.png page-375-dark.png page-no-javascript.png; do
+		[[ -s $TALLY_SCREENSHOT_DIR/$f ]] || fail "no screenshot $f"
+	done
+}
+
+@test "page: the counter stays on one line at 375 and 1280 px up to 2^53, and exact beyond it" {
+	scenario big-number
+	[[ $(counter_value) == 9007199254740994 ]]
+	local f
+	for f in page-375-big.png page-1280-big.png; do
 		[[ -s $TALLY_SCREENSHOT_DIR/$f ]] || fail "no screenshot $f"
 	done
 }
