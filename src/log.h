@@ -17,8 +17,8 @@ void	log_init(const char *prog);
 
 /* Writes {"time","level","prog","pid","msg", ...fields} as one line,
  * plus "request_id", "trace_id" and "span_id" while the calling thread
- * serves a request that sent them (log_set_request_id, log_set_trace). fields may be NULL; it is always consumed
- * (json_object_put). */
+ * serves a request that sent them (log_set_request_id, log_set_trace).
+ * fields may be NULL; it is always consumed (json_object_put). */
 void	log_event(enum log_level, const char *msg, struct json_object *fields);
 
 /* 1 if a line of this level would be written, else 0: lets a hot path

@@ -121,7 +121,8 @@ apply(const char *dir, const char *name)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: tally-migrate [--dir SCHEMA_DIR | --help | --version]\n"
+	fprintf(f, "usage: tally-migrate [--dir SCHEMA_DIR | --help | "
+	    "--version]\n"
 	    "Applies tally's schema to the database named by DATABASE_URL or "
 	    "the PG* variables.\nSee README.md, section \"Configuration\" "
 	    "(the schema step).\n");

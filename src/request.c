@@ -84,7 +84,7 @@ hex_id(const char *s, size_t n, int zero_ok)
 	int	nonzero = 0;
 
 	for (i = 0; i < n; i++) {
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if ((s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f'))
 			return 0;
 		nonzero |= s[i] != '0';
 	}

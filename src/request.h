@@ -56,7 +56,8 @@ void		 request_init(struct request *req, FCGX_Request *fcgx);
  * version may append "-..."). Returns 0 and copies the trace-id and the
  * parent-id (the caller's span), or -1 and leaves both "". */
 int		 traceparent_parse(const char *s,
-		    char trace_id[TRACE_ID_LEN + 1], char span_id[SPAN_ID_LEN + 1]);
+		    char trace_id[TRACE_ID_LEN + 1],
+		    char span_id[SPAN_ID_LEN + 1]);
 
 /* A request header by its CGI name ("HTTP_IDEMPOTENCY_KEY"), or NULL. */
 const char	*request_param(const struct request *req, const char *name);

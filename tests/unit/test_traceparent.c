@@ -17,11 +17,14 @@ struct tp_case {
 static const struct tp_case tp_cases[] = {
 	{ "00-" TID "-" SID "-01", 1 },
 	{ "00-" TID "-" SID "-00", 1 },
-	{ "00-" TID "-" SID "-ff", 1 },		/* unknown flags are kept */
+	/* unknown flags are kept */
+	{ "00-" TID "-" SID "-ff", 1 },
 	{ "01-" TID "-" SID "-01", 1 },
-	{ "01-" TID "-" SID "-01-later-fields", 1 },	/* a later version */
+	/* a later version may append fields */
+	{ "01-" TID "-" SID "-01-later-fields", 1 },
 	{ "fe-" TID "-" SID "-01", 1 },
-	{ "ff-" TID "-" SID "-01", 0 },		/* version ff is invalid */
+	/* version ff is invalid */
+	{ "ff-" TID "-" SID "-01", 0 },
 	{ "00-" TID "-" SID "-01-", 0 },	/* 00 is exactly 55 long */
 	{ "00-" TID "-" SID "-01x", 0 },
 	{ "01-" TID "-" SID "-01x", 0 },	/* extra fields need a "-" */
