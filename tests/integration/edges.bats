@@ -79,6 +79,9 @@ has_line() {
 	assert_api_error 413
 	run jq -r .error <<<"$HTTP_BODY"
 	assert_output --partial "16 KiB"
+	# streamed, without a Content-Length: lighttpd counts as it reads
+	http POST /write -H 'Transfer-Encoding: chunked' --data-binary @<(head -c 40000 /dev/zero)
+	assert_api_error 413
 	http GET /read -H "X-Big: $(printf '%9000s' '' | tr ' ' a)"
 	assert_api_error 431
 	# a URL over the limit: lighttpd 1.4.69 counts it with the headers
