@@ -6,18 +6,13 @@
  * /livez: 200 {"status":"ok"}. */
 #include "config.h"
 
-#include <stdio.h>
-
 #include "counter.h"
 #include "responder.h"
 #include "response.h"
 
-static unsigned int	retry_after_s;
-
 static int
 healthz_start(const struct settings *s)
 {
-	retry_after_s = s->retry_after_s;
 	return counter_open(s, "tally-healthz");
 }
 
@@ -37,7 +32,6 @@ static void
 healthz_handle(struct request *req)
 {
 	long long	value;
-	char		hdr[48];
 
 	if (req->route == ROUTE_LIVEZ) {
 		response_json(req, 200, status_body("ok", NULL), NULL);
@@ -47,8 +41,8 @@ healthz_handle(struct request *req)
 		response_json(req, 200, status_body("ok", "ok"), NULL);
 		return;
 	}
-	snprintf(hdr, sizeof(hdr), "Retry-After: %u\r\n", retry_after_s);
-	response_json(req, 503, status_body("unavailable", "unreachable"), hdr);
+	response_unavailable(req, status_body("unavailable", "unreachable"),
+	    NULL);
 }
 
 static const struct responder healthz_responder = {

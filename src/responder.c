@@ -211,27 +211,101 @@ spawn_worker(void)
 }
 
 /*
- * The supervisor: keeps cfg->processes workers running on the shared
- * listening socket. A worker that dies is replaced; the socket stays open,
- * so new requests wait in its backlog instead of failing.
+ * The parent process: keeps cfg->processes workers running on the shared
+ * listening socket. A worker that dies is started again on the parent's
+ * next tick (100 ms), or RESTART_DELAY_MS later when it died within
+ * QUICK_DEATH_S of its start; the socket stays open meanwhile, so new
+ * requests wait in its backlog instead of failing.
  */
+struct slot {
+	pid_t		pid;		/* -1: not running */
+	int64_t		started_ms;
+	int64_t		restart_ms;	/* start again at this time */
+};
+
+static void
+slot_start(struct slot *sl)
+{
+	sl->pid = spawn_worker();
+	sl->started_ms = monotonic_ms();
+	sl->restart_ms = 0;
+}
+
+/* Logs a worker's death and schedules its restart. */
+static void
+slot_died(struct slot *sl, int status)
+{
+	char	pidbuf[16], statbuf[32];
+	int64_t	now = monotonic_ms();
+
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)sl->pid);
+	if (WIFSIGNALED(status))
+		snprintf(statbuf, sizeof(statbuf), "signal %d",
+		    WTERMSIG(status));
+	else
+		snprintf(statbuf, sizeof(statbuf), "exit %d",
+		    WEXITSTATUS(status));
+	log_error("worker process died; starting another", "pid", pidbuf,
+	    "status", statbuf, NULL);
+	sl->pid = -1;
+	sl->restart_ms = now - sl->started_ms < QUICK_DEATH_S * 1000 ?
+	    now + RESTART_DELAY_MS : 0;
+}
+
+/* Reaps every worker that has exited. */
+static void
+reap_workers(struct slot *slots, unsigned int n)
+{
+	unsigned int	i;
+	int		status;
+	pid_t		pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (i = 0; i < n; i++)
+			if (slots[i].pid == pid)
+				slot_died(&slots[i], status);
+}
+
+/* Starts the workers whose restart is due. */
+static void
+restart_workers(struct slot *slots, unsigned int n)
+{
+	unsigned int	i;
+
+	for (i = 0; i < n; i++)
+		if (slots[i].pid == -1 && monotonic_ms() >= slots[i].restart_ms)
+			slot_start(&slots[i]);
+}
+
+/* Sends SIGTERM to every worker and waits until all have exited (each
+ * finishes the requests under way first). */
+static void
+stop_workers(struct slot *slots, unsigned int n)
+{
+	unsigned int	i;
+	int		status;
+
+	for (i = 0; i < n; i++)
+		if (slots[i].pid > 0)
+			kill(slots[i].pid, SIGTERM);
+	for (i = 0; i < n; i++)
+		while (slots[i].pid > 0 &&
+		    waitpid(slots[i].pid, &status, 0) != slots[i].pid &&
+		    errno != ECHILD)
+			;
+}
+
 static int
 supervise(void)
 {
-	pid_t		 pids[MAX_PROCESSES];
-	int64_t		 started[MAX_PROCESSES], restart_at[MAX_PROCESSES];
-	unsigned int	 i, n = cfg->processes, alive;
+	struct slot	 slots[MAX_PROCESSES];
+	unsigned int	 i, n = cfg->processes;
 	sigset_t	 set;
 	struct timespec	 tick = { 0, 100 * 1000 * 1000 };
-	int		 sig, status;
-	pid_t		 pid;
-	char		 pidbuf[16], statbuf[32];
+	int		 sig;
 
-	for (i = 0; i < n; i++) {
-		pids[i] = spawn_worker();
-		started[i] = monotonic_ms();
-		restart_at[i] = 0;
-	}
+	for (i = 0; i < n; i++)
+		slot_start(&slots[i]);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -242,46 +316,10 @@ supervise(void)
 			stopping = 1;
 			break;
 		}
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-			for (i = 0; i < n; i++) {
-				if (pids[i] != pid)
-					continue;
-				snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
-				if (WIFSIGNALED(status))
-					snprintf(statbuf, sizeof(statbuf),
-					    "signal %d", WTERMSIG(status));
-				else
-					snprintf(statbuf, sizeof(statbuf),
-					    "exit %d", WEXITSTATUS(status));
-				log_error("worker process died; starting "
-				    "another", "pid", pidbuf, "status",
-				    statbuf, NULL);
-				pids[i] = -1;
-				restart_at[i] = monotonic_ms() - started[i] <
-				    QUICK_DEATH_S * 1000 ?
-				    monotonic_ms() + RESTART_DELAY_MS : 0;
-			}
-		for (i = 0; i < n; i++)
-			if (pids[i] == -1 && monotonic_ms() >= restart_at[i]) {
-				pids[i] = spawn_worker();
-				started[i] = monotonic_ms();
-			}
+		reap_workers(slots, n);
+		restart_workers(slots, n);
 	}
-	for (i = 0; i < n; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGTERM);
-	do {
-		alive = 0;
-		for (i = 0; i < n; i++) {
-			if (pids[i] <= 0)
-				continue;
-			if (waitpid(pids[i], &status, 0) == pids[i] ||
-			    errno == ECHILD)
-				pids[i] = -1;
-			else
-				alive++;
-		}
-	} while (alive > 0);
+	stop_workers(slots, n);
 	return 0;
 }
 

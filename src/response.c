@@ -151,12 +151,23 @@ response_method_not_allowed(struct request *req, const char *allow)
 }
 
 int
-response_db_unavailable(struct request *req)
+response_unavailable(struct request *req, struct json_object *body,
+    const char *error)
 {
 	char	hdr[48];
 
 	snprintf(hdr, sizeof(hdr), "Retry-After: %u\r\n", retry_after_s);
-	return response_error(req, 503, "database unavailable", hdr);
+	return response_json_error(req, 503, body, hdr, error);
+}
+
+int
+response_db_unavailable(struct request *req)
+{
+	struct json_object	*body = json_object_new_object();
+
+	json_object_object_add(body, "error",
+	    json_object_new_string("database unavailable"));
+	return response_unavailable(req, body, "database unavailable");
 }
 
 void

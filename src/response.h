@@ -26,6 +26,11 @@ int	response_error(struct request *req, int status, const char *message,
 /* 405 with Allow (e.g. "GET, HEAD"). */
 int	response_method_not_allowed(struct request *req, const char *allow);
 
+/* 503 with body (consumed) and Retry-After; error, if not NULL, is the
+ * error class its log line carries. */
+int	response_unavailable(struct request *req, struct json_object *body,
+	    const char *error);
+
 /* 503 {"error":"database unavailable"} with Retry-After. */
 int	response_db_unavailable(struct request *req);
 
