@@ -15,6 +15,19 @@
 #define BACKOFF_MIN_MS	50
 #define BACKOFF_MAX_MS	1000
 
+/*
+ * The client waits this much longer than statement_timeout: a statement
+ * that runs too long is then cancelled by the server, which rolls it back
+ * and says so, before the client gives up on an answer whose outcome it
+ * could not know. COMMIT (and its wait for a synchronous standby) is not
+ * under statement_timeout: only the client's deadline bounds it.
+ */
+#define DEADLINE_MARGIN_MS(timeout_ms)	((timeout_ms) / 4 + 250)
+
+/* The "outcome" of a failed statement in the log. */
+#define OUTCOME_ROLLED_BACK	"rolled back"
+#define OUTCOME_UNKNOWN		"unknown"
+
 struct db {
 	PGconn				*conn;
 	const struct db_statement	*stmts;
@@ -30,16 +43,35 @@ struct db {
 
 /* libpq's messages end in a newline; the log wants one line. */
 static void
-db_log_failure(const char *what, const char *detail)
+one_line(const char *detail, char *msg, size_t size)
 {
-	char	msg[512];
 	size_t	len;
 
-	snprintf(msg, sizeof(msg), "%s", detail != NULL ? detail : "");
+	snprintf(msg, size, "%s", detail != NULL ? detail : "");
 	len = strlen(msg);
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
 		msg[--len] = '\0';
+}
+
+static void
+db_log_failure(const char *what, const char *detail)
+{
+	char	msg[512];
+
+	one_line(detail, msg, sizeof(msg));
 	log_error(what, "error", msg, NULL);
+}
+
+/* Logs a failed statement with what became of its transaction. */
+static void
+db_log_outcome(const char *what, const char *stmt, const char *outcome,
+    const char *detail)
+{
+	char	msg[512];
+
+	one_line(detail, msg, sizeof(msg));
+	log_error(what, "statement", stmt, "outcome", outcome,
+	    "error", msg, NULL);
 }
 
 struct db *
@@ -103,15 +135,31 @@ db_wait(struct db *db, short events, int64_t deadline)
 	}
 }
 
+static int
+result_ok(const PGresult *r)
+{
+	ExecStatusType	st;
+
+	if (r == NULL)
+		return 0;
+	st = PQresultStatus(r);
+	return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
 /*
- * Sends what libpq has buffered and collects the results of one command.
- * Returns the first result (the caller PQclears it), or NULL on timeout or
- * a broken connection, with *timed_out set for the former.
+ * Sends what libpq has buffered and collects every result of one command,
+ * until libpq has none left (the server is ready for the next command).
+ * An error that comes after the rows, such as a COMMIT that failed (a
+ * deferred constraint, a serialization failure), is what counts: the
+ * rows then belong to a transaction that did not commit. Returns the
+ * first error result, else the first result (the caller PQclears it), or
+ * NULL on timeout or a broken connection, with *timed_out set for the
+ * former.
  */
 static PGresult *
 db_result(struct db *db, int64_t deadline, int *timed_out)
 {
-	PGresult	*first = NULL, *r;
+	PGresult	*keep = NULL, *r;
 	int		 rc;
 
 	*timed_out = 0;
@@ -127,32 +175,24 @@ db_result(struct db *db, int64_t deadline, int *timed_out)
 		while (PQisBusy(db->conn)) {
 			if (db_wait(db, POLLIN, deadline) != 0) {
 				*timed_out = 1;
-				PQclear(first);
+				PQclear(keep);
 				return NULL;
 			}
 			if (PQconsumeInput(db->conn) == 0) {
-				PQclear(first);
+				PQclear(keep);
 				return NULL;
 			}
 		}
 		if ((r = PQgetResult(db->conn)) == NULL)
-			return first;
-		if (first == NULL)
-			first = r;
-		else
+			return keep;
+		if (keep == NULL)
+			keep = r;
+		else if (result_ok(keep) && !result_ok(r)) {
+			PQclear(keep);
+			keep = r;
+		} else
 			PQclear(r);
 	}
-}
-
-static int
-result_ok(const PGresult *r)
-{
-	ExecStatusType	st;
-
-	if (r == NULL)
-		return 0;
-	st = PQresultStatus(r);
-	return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
 }
 
 /* Runs one setup command (no parameters) on a new connection. */
@@ -254,7 +294,7 @@ db_conn_error(const PGconn *conn)
 static int
 db_connect(struct db *db)
 {
-	char		 sql[64];
+	char		 sql[160];
 	int64_t		 deadline;
 	size_t		 i;
 
@@ -269,8 +309,14 @@ db_connect(struct db *db)
 	if (PQsetnonblocking(db->conn, 1) != 0)
 		goto fail;
 	PQsetNoticeReceiver(db->conn, db_notice, db);
-	deadline = monotonic_ms() + db->timeout_ms;
-	snprintf(sql, sizeof(sql), "SET statement_timeout = %u",
+	deadline = monotonic_ms() + db->timeout_ms +
+	    DEADLINE_MARGIN_MS(db->timeout_ms);
+	/* The session runs as tally is designed for, whatever the database's
+	 * or the role's defaults: every statement in read committed (the
+	 * counter's row lock orders concurrent increments; serializable
+	 * would fail them instead), none longer than the timeout. */
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %u; "
+	    "SET default_transaction_isolation = 'read committed'",
 	    db->timeout_ms);
 	if (db_setup_command(db, sql, NULL, deadline) != 0)
 		goto fail;
@@ -313,6 +359,28 @@ db_idle_alive(struct db *db)
 	return PQstatus(db->conn) == CONNECTION_OK;
 }
 
+/*
+ * Whether a failed statement's transaction surely did not commit: the
+ * server answered it with an ERROR (not FATAL or worse) and said it was
+ * ready for the next command, so it rolled back. Anything else (no
+ * answer, a broken connection, an error libpq made up) leaves the
+ * outcome unknown.
+ */
+static int
+rolled_back(struct db *db, const PGresult *r)
+{
+	const char	*severity, *state;
+
+	if (r == NULL || PQresultStatus(r) != PGRES_FATAL_ERROR ||
+	    PQstatus(db->conn) != CONNECTION_OK ||
+	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		return 0;
+	severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	return severity != NULL && strcmp(severity, "ERROR") == 0 &&
+	    state != NULL && strncmp(state, "08", 2) != 0;
+}
+
 int
 db_exec(struct db *db, const struct db_statement *stmt,
     const char *const *values, PGresult **res)
@@ -332,12 +400,13 @@ db_exec(struct db *db, const struct db_statement *stmt,
 	if (db->conn == NULL && db_connect(db) != 0)
 		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	deadline = monotonic_ms() + db->timeout_ms;
+	deadline = monotonic_ms() + db->timeout_ms +
+	    DEADLINE_MARGIN_MS(db->timeout_ms);
 	db->warned = 0;
 	if (!PQsendQueryPrepared(db->conn, stmt->name, stmt->nparams, values,
 	    NULL, NULL, 0)) {
-		db_log_failure("database: cannot send the statement",
-		    PQerrorMessage(db->conn));
+		db_log_outcome("database: cannot send the statement",
+		    stmt->name, OUTCOME_ROLLED_BACK, PQerrorMessage(db->conn));
 		stats_db_error(SDBERR_QUERY);
 		db_drop(db);
 		return -1;
@@ -348,16 +417,18 @@ db_exec(struct db *db, const struct db_statement *stmt,
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	if (!result_ok(r) || db->warned) {
 		if (timed_out)
-			log_error("database: no answer in time", "statement",
-			    stmt->name, NULL);
+			db_log_outcome("database: no answer in time",
+			    stmt->name, OUTCOME_UNKNOWN, "the client's deadline "
+			    "passed; a COMMIT may still be under way");
 		else if (result_ok(r))
-			log_error("database: a warning came with the result, "
-			    "so its outcome is unknown", "statement",
-			    stmt->name, NULL);
+			db_log_outcome("database: a warning came with the "
+			    "result, so its outcome is unknown", stmt->name,
+			    OUTCOME_UNKNOWN, NULL);
 		else
-			db_log_failure("database: statement failed",
-			    r != NULL ? PQresultErrorMessage(r) :
-			    PQerrorMessage(db->conn));
+			db_log_outcome("database: statement failed", stmt->name,
+			    rolled_back(db, r) ? OUTCOME_ROLLED_BACK :
+			    OUTCOME_UNKNOWN, r != NULL ?
+			    PQresultErrorMessage(r) : PQerrorMessage(db->conn));
 		stats_db_error(timed_out ? SDBERR_TIMEOUT : SDBERR_QUERY);
 		PQclear(r);
 		/* Whatever went wrong, start again on a new connection: it
