@@ -47,7 +47,10 @@ PGconn		*db_connect_env(const char *appname,
 
 /* The error text of conn (NULL: out of memory), fit for a log. When
  * DATABASE_URL does not parse, libpq's text may quote it, password and
- * all, so a fixed message stands in for it. */
+ * all, so a fixed message stands in for it. When it holds a password,
+ * libpq may quote pieces of it as a host, port or database (an unescaped
+ * '@' or '/'): its quoted values are left out, and if a piece still
+ * shows, all but the reason. Returns a thread-local buffer or a constant. */
 const char	*db_conn_error(const PGconn *conn);
 
 #endif
