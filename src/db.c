@@ -1,6 +1,7 @@
 /* tally - db: one PostgreSQL connection with prepared statements. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,6 +15,19 @@
 
 #define BACKOFF_MIN_MS	50
 #define BACKOFF_MAX_MS	1000
+
+/*
+ * The client waits this much longer than statement_timeout: a statement
+ * that runs too long is then cancelled by the server, which rolls it back
+ * and says so, before the client gives up on an answer whose outcome it
+ * could not know. COMMIT (and its wait for a synchronous standby) is not
+ * under statement_timeout: only the client's deadline bounds it.
+ */
+#define DEADLINE_MARGIN_MS(timeout_ms)	((timeout_ms) / 4 + 250)
+
+/* The "outcome" of a failed statement in the log. */
+#define OUTCOME_ROLLED_BACK	"rolled back"
+#define OUTCOME_UNKNOWN		"unknown"
 
 struct db {
 	PGconn				*conn;
@@ -30,16 +44,35 @@ struct db {
 
 /* libpq's messages end in a newline; the log wants one line. */
 static void
-db_log_failure(const char *what, const char *detail)
+one_line(const char *detail, char *msg, size_t size)
 {
-	char	msg[512];
 	size_t	len;
 
-	snprintf(msg, sizeof(msg), "%s", detail != NULL ? detail : "");
+	snprintf(msg, size, "%s", detail != NULL ? detail : "");
 	len = strlen(msg);
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
 		msg[--len] = '\0';
+}
+
+static void
+db_log_failure(const char *what, const char *detail)
+{
+	char	msg[512];
+
+	one_line(detail, msg, sizeof(msg));
 	log_error(what, "error", msg, NULL);
+}
+
+/* Logs a failed statement with what became of its transaction. */
+static void
+db_log_outcome(const char *what, const char *stmt, const char *outcome,
+    const char *detail)
+{
+	char	msg[512];
+
+	one_line(detail, msg, sizeof(msg));
+	log_error(what, "statement", stmt, "outcome", outcome,
+	    "error", msg, NULL);
 }
 
 struct db *
@@ -103,15 +136,31 @@ db_wait(struct db *db, short events, int64_t deadline)
 	}
 }
 
+static int
+result_ok(const PGresult *r)
+{
+	ExecStatusType	st;
+
+	if (r == NULL)
+		return 0;
+	st = PQresultStatus(r);
+	return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
 /*
- * Sends what libpq has buffered and collects the results of one command.
- * Returns the first result (the caller PQclears it), or NULL on timeout or
- * a broken connection, with *timed_out set for the former.
+ * Sends what libpq has buffered and collects every result of one command,
+ * until libpq has none left (the server is ready for the next command).
+ * An error that comes after the rows, such as a COMMIT that failed (a
+ * deferred constraint, a serialization failure), is what counts: the
+ * rows then belong to a transaction that did not commit. Returns the
+ * first error result, else the first result (the caller PQclears it), or
+ * NULL on timeout or a broken connection, with *timed_out set for the
+ * former.
  */
 static PGresult *
 db_result(struct db *db, int64_t deadline, int *timed_out)
 {
-	PGresult	*first = NULL, *r;
+	PGresult	*keep = NULL, *r;
 	int		 rc;
 
 	*timed_out = 0;
@@ -127,32 +176,24 @@ db_result(struct db *db, int64_t deadline, int *timed_out)
 		while (PQisBusy(db->conn)) {
 			if (db_wait(db, POLLIN, deadline) != 0) {
 				*timed_out = 1;
-				PQclear(first);
+				PQclear(keep);
 				return NULL;
 			}
 			if (PQconsumeInput(db->conn) == 0) {
-				PQclear(first);
+				PQclear(keep);
 				return NULL;
 			}
 		}
 		if ((r = PQgetResult(db->conn)) == NULL)
-			return first;
-		if (first == NULL)
-			first = r;
-		else
+			return keep;
+		if (keep == NULL)
+			keep = r;
+		else if (result_ok(keep) && !result_ok(r)) {
+			PQclear(keep);
+			keep = r;
+		} else
 			PQclear(r);
 	}
-}
-
-static int
-result_ok(const PGresult *r)
-{
-	ExecStatusType	st;
-
-	if (r == NULL)
-		return 0;
-	st = PQresultStatus(r);
-	return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
 }
 
 /* Runs one setup command (no parameters) on a new connection. */
@@ -233,12 +274,105 @@ is_conninfo(const char *s)
 	    strncmp(s, "postgres://", 11) == 0;
 }
 
+/*
+ * The password as DATABASE_URL spells it, or NULL: in a URI, what follows
+ * the user name up to the last '@' (a password may hold '@' or '/'
+ * unescaped, and libpq then takes parts of it for a host, a port or a
+ * database); else the value of password= (a connection string, or a
+ * URI's query). Sets *len.
+ */
+static const char *
+url_secret(const char *url, size_t *len)
+{
+	const char	*p, *at, *colon;
+
+	*len = 0;
+	if ((p = strstr(url, "://")) != NULL && (at = strrchr(p, '@')) != NULL &&
+	    (colon = memchr(p + 3, ':', (size_t)(at - p - 3))) != NULL) {
+		*len = (size_t)(at - colon - 1);
+		return colon + 1;
+	}
+	if ((p = strstr(url, "password")) == NULL)
+		return NULL;
+	p += strcspn(p, "=");
+	p += *p == '=';
+	p += strspn(p, " ");
+	if (*p == '\'') {
+		p++;
+		*len = strcspn(p, "'");
+	} else
+		*len = strcspn(p, " ");
+	return p;
+}
+
+/* Whether msg holds a run of two or more letters or digits of the secret. */
+static int
+shares_secret(const char *msg, const char *secret, size_t len)
+{
+	char	run[256];
+	size_t	i = 0, n;
+
+	while (i < len) {
+		for (n = 0; i + n < len &&
+		    isalnum((unsigned char)secret[i + n]); n++)
+			;
+		if (n >= 2) {
+			snprintf(run, sizeof(run), "%.*s", (int)n, secret + i);
+			if (strstr(msg, run) != NULL)
+				return 1;
+		}
+		i += n > 0 ? n : 1;
+	}
+	return 0;
+}
+
+/* Copies msg with every "quoted" value replaced by "...". */
+static void
+redact_quoted(const char *msg, char *out, size_t outlen)
+{
+	size_t		 len = 0;
+	int		 quoted = 0;
+
+	for (; *msg != '\0' && len + 5 < outlen; msg++) {
+		if (*msg == '"') {
+			if (!quoted) {
+				memcpy(out + len, "\"...", 4);
+				len += 4;
+			} else
+				out[len++] = '"';
+			quoted = !quoted;
+		} else if (!quoted)
+			out[len++] = *msg;
+	}
+	out[len] = '\0';
+}
+
+/* The reason of a connect error, without anything of the URL. */
+static const char *
+connect_reason(const char *msg)
+{
+	static const char *const reasons[] = {
+		"password authentication failed", "no password supplied",
+		"Connection refused", "timeout expired",
+		"could not translate host name", "No such file or directory",
+		"does not exist", "invalid integer value",
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (strstr(msg, reasons[i]) != NULL)
+			return reasons[i];
+	return "see the server's log";
+}
+
 const char *
 db_conn_error(const PGconn *conn)
 {
-	const char		*url = getenv("DATABASE_URL");
+	static __thread char	 buf[512];
+	const char		*url = getenv("DATABASE_URL"), *msg, *secret;
 	PQconninfoOption	*opts;
 	char			*err = NULL;
+	size_t			 len;
 
 	if (url != NULL && is_conninfo(url)) {
 		if ((opts = PQconninfoParse(url, &err)) == NULL) {
@@ -248,13 +382,26 @@ db_conn_error(const PGconn *conn)
 		}
 		PQconninfoFree(opts);
 	}
-	return conn != NULL ? PQerrorMessage(conn) : "out of memory";
+	msg = conn != NULL ? PQerrorMessage(conn) : "out of memory";
+	if (url == NULL || (secret = url_secret(url, &len)) == NULL ||
+	    len == 0)
+		return msg;
+	/* libpq quotes the values it took from the URL, and those may be
+	 * pieces of the password: leave them out, and everything if a piece
+	 * of it still shows. */
+	redact_quoted(msg, buf, sizeof(buf));
+	if (shares_secret(buf, secret, len))
+		snprintf(buf, sizeof(buf), "%s (the rest of libpq's message "
+		    "is left out: DATABASE_URL holds a password; keep it in "
+		    "PGPASSWORD or a .pgpass file instead)",
+		    connect_reason(msg));
+	return buf;
 }
 
 static int
 db_connect(struct db *db)
 {
-	char		 sql[64];
+	char		 sql[160];
 	int64_t		 deadline;
 	size_t		 i;
 
@@ -269,8 +416,14 @@ db_connect(struct db *db)
 	if (PQsetnonblocking(db->conn, 1) != 0)
 		goto fail;
 	PQsetNoticeReceiver(db->conn, db_notice, db);
-	deadline = monotonic_ms() + db->timeout_ms;
-	snprintf(sql, sizeof(sql), "SET statement_timeout = %u",
+	deadline = monotonic_ms() + db->timeout_ms +
+	    DEADLINE_MARGIN_MS(db->timeout_ms);
+	/* The session runs as tally is designed for, whatever the database's
+	 * or the role's defaults: every statement in read committed (the
+	 * counter's row lock orders concurrent increments; serializable
+	 * would fail them instead), none longer than the timeout. */
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %u; "
+	    "SET default_transaction_isolation = 'read committed'",
 	    db->timeout_ms);
 	if (db_setup_command(db, sql, NULL, deadline) != 0)
 		goto fail;
@@ -313,6 +466,28 @@ db_idle_alive(struct db *db)
 	return PQstatus(db->conn) == CONNECTION_OK;
 }
 
+/*
+ * Whether a failed statement's transaction surely did not commit: the
+ * server answered it with an ERROR (not FATAL or worse) and said it was
+ * ready for the next command, so it rolled back. Anything else (no
+ * answer, a broken connection, an error libpq made up) leaves the
+ * outcome unknown.
+ */
+static int
+rolled_back(struct db *db, const PGresult *r)
+{
+	const char	*severity, *state;
+
+	if (r == NULL || PQresultStatus(r) != PGRES_FATAL_ERROR ||
+	    PQstatus(db->conn) != CONNECTION_OK ||
+	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		return 0;
+	severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	return severity != NULL && strcmp(severity, "ERROR") == 0 &&
+	    state != NULL && strncmp(state, "08", 2) != 0;
+}
+
 int
 db_exec(struct db *db, const struct db_statement *stmt,
     const char *const *values, PGresult **res)
@@ -332,12 +507,13 @@ db_exec(struct db *db, const struct db_statement *stmt,
 	if (db->conn == NULL && db_connect(db) != 0)
 		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	deadline = monotonic_ms() + db->timeout_ms;
+	deadline = monotonic_ms() + db->timeout_ms +
+	    DEADLINE_MARGIN_MS(db->timeout_ms);
 	db->warned = 0;
 	if (!PQsendQueryPrepared(db->conn, stmt->name, stmt->nparams, values,
 	    NULL, NULL, 0)) {
-		db_log_failure("database: cannot send the statement",
-		    PQerrorMessage(db->conn));
+		db_log_outcome("database: cannot send the statement",
+		    stmt->name, OUTCOME_ROLLED_BACK, PQerrorMessage(db->conn));
 		stats_db_error(SDBERR_QUERY);
 		db_drop(db);
 		return -1;
@@ -348,16 +524,18 @@ db_exec(struct db *db, const struct db_statement *stmt,
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	if (!result_ok(r) || db->warned) {
 		if (timed_out)
-			log_error("database: no answer in time", "statement",
-			    stmt->name, NULL);
+			db_log_outcome("database: no answer in time",
+			    stmt->name, OUTCOME_UNKNOWN, "the client's deadline "
+			    "passed; a COMMIT may still be under way");
 		else if (result_ok(r))
-			log_error("database: a warning came with the result, "
-			    "so its outcome is unknown", "statement",
-			    stmt->name, NULL);
+			db_log_outcome("database: a warning came with the "
+			    "result, so its outcome is unknown", stmt->name,
+			    OUTCOME_UNKNOWN, NULL);
 		else
-			db_log_failure("database: statement failed",
-			    r != NULL ? PQresultErrorMessage(r) :
-			    PQerrorMessage(db->conn));
+			db_log_outcome("database: statement failed", stmt->name,
+			    rolled_back(db, r) ? OUTCOME_ROLLED_BACK :
+			    OUTCOME_UNKNOWN, r != NULL ?
+			    PQresultErrorMessage(r) : PQerrorMessage(db->conn));
 		stats_db_error(timed_out ? SDBERR_TIMEOUT : SDBERR_QUERY);
 		PQclear(r);
 		/* Whatever went wrong, start again on a new connection: it

@@ -1,9 +1,10 @@
 /* tally - db: one PostgreSQL connection with prepared statements, every
  * wait bounded. libpq reads the configuration itself: DATABASE_URL (a
  * connection string or URI, several hosts allowed) or the PG* variables.
- * Connects lazily, reconnects with backoff after any failure, and logs
- * database error text (never the password); callers only learn that the
- * database is unavailable. Not thread-safe: one user at a time. */
+ * Connects lazily, pins the session (statement_timeout, read committed),
+ * reconnects with backoff after any failure, and logs database error text
+ * (never the password); callers only learn that the database is
+ * unavailable. Not thread-safe: one user at a time. */
 #ifndef TALLY_DB_H
 #define TALLY_DB_H
 
@@ -27,10 +28,14 @@ struct db	*db_new(const struct settings *s, const char *appname,
 		    const struct db_statement *stmts, size_t nstmts);
 void		 db_free(struct db *db);
 
-/* Runs a prepared statement with text parameters within the configured
- * timeout. Returns 0 with *res (PQclear it) holding rows or a command
- * result, or -1 when the database is unavailable or the statement failed;
- * the connection is then dropped and the outcome of a write is unknown. */
+/* Runs a prepared statement with text parameters: the server cancels it
+ * after the configured timeout (statement_timeout), the client gives up a
+ * margin later. Returns 0 with *res (PQclear it) holding rows or a command
+ * result, once every result has come and all were good (an error at
+ * COMMIT fails it too); or -1 when the database is unavailable or the
+ * statement failed. The connection is then dropped, and the log line says
+ * whether the transaction rolled back or its outcome is unknown (no answer
+ * in time, a broken connection, a warning at commit). */
 int		 db_exec(struct db *db, const struct db_statement *stmt,
 		    const char *const *values, PGresult **res);
 
@@ -42,7 +47,10 @@ PGconn		*db_connect_env(const char *appname,
 
 /* The error text of conn (NULL: out of memory), fit for a log. When
  * DATABASE_URL does not parse, libpq's text may quote it, password and
- * all, so a fixed message stands in for it. */
+ * all, so a fixed message stands in for it. When it holds a password,
+ * libpq may quote pieces of it as a host, port or database (an unescaped
+ * '@' or '/'): its quoted values are left out, and if a piece still
+ * shows, all but the reason. Returns a thread-local buffer or a constant. */
 const char	*db_conn_error(const PGconn *conn);
 
 #endif

@@ -11,9 +11,15 @@
 #include "idempotency.h"
 #include "log.h"
 
-/* Rows deleted per statement, and statements per round at most. */
+/*
+ * Rows deleted per statement, and statements per round at most. A round
+ * goes on until it finds fewer than a full batch (it has caught up); one
+ * that ends at the bound is followed by the next at once. So removal
+ * keeps up with any rate of new keys the database can delete, which is
+ * far above the rate it can commit increments on the one counter row.
+ */
 #define EXPIRE_BATCH	"1000"
-#define EXPIRE_ROUNDS	100
+#define EXPIRE_ROUND_MAX 10000
 
 static const struct db_statement stmt_expire = {
 	"tally_expire_keys",
@@ -42,9 +48,19 @@ idempotency_key_check(const char *key)
 	return i > 0 ? 0 : -1;
 }
 
-/* One round: deletes expired keys, EXPIRE_BATCH at a time, so no
- * statement holds many rows locked while writers claim keys. */
-static void
+static int
+expire_stop_asked(void)
+{
+	return __atomic_load_n(&expire_stopping, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * One round: deletes expired keys, EXPIRE_BATCH at a time, so no
+ * statement holds many rows locked while writers claim keys. Looks at
+ * the stop flag before each statement. Returns 0 if more may be left
+ * (the round reached its bound), 1 if it caught up, failed or stopped.
+ */
+static int
 expire_round(void)
 {
 	PGresult	*res;
@@ -54,34 +70,39 @@ expire_round(void)
 	long		 deleted;
 
 	snprintf(secs, sizeof(secs), "%u", retention_s);
-	for (i = 0; i < EXPIRE_ROUNDS; i++) {
-		if (db_exec(expire_db, &stmt_expire, params, &res) != 0)
-			return;
+	for (i = 0; i < EXPIRE_ROUND_MAX; i++) {
+		if (expire_stop_asked() ||
+		    db_exec(expire_db, &stmt_expire, params, &res) != 0)
+			return 1;
 		deleted = strtol(PQcmdTuples(res), NULL, 10);
 		PQclear(res);
 		if (deleted < strtol(EXPIRE_BATCH, NULL, 10))
-			return;
+			return 1;
 	}
+	return 0;
 }
 
+/* A round at once (a restarted process catches up), then one every
+ * period_s, or at once again while a round ends with keys left. */
 static void *
 expire_loop(void *arg)
 {
 	struct timespec	deadline;
+	int		done;
 
 	(void)arg;
 	pthread_mutex_lock(&expire_mu);
 	while (!expire_stopping) {
+		pthread_mutex_unlock(&expire_mu);
+		done = expire_round();
+		pthread_mutex_lock(&expire_mu);
+		if (!done)
+			continue;
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += (time_t)period_s;
 		while (!expire_stopping && pthread_cond_timedwait(&expire_cond,
 		    &expire_mu, &deadline) == 0)
 			;
-		if (expire_stopping)
-			break;
-		pthread_mutex_unlock(&expire_mu);
-		expire_round();
-		pthread_mutex_lock(&expire_mu);
 	}
 	pthread_mutex_unlock(&expire_mu);
 	return NULL;
@@ -122,7 +143,7 @@ idempotency_expiry_stop(void)
 	if (!expire_running)
 		return;
 	pthread_mutex_lock(&expire_mu);
-	expire_stopping = 1;
+	__atomic_store_n(&expire_stopping, 1, __ATOMIC_RELEASE);
 	pthread_cond_signal(&expire_cond);
 	pthread_mutex_unlock(&expire_mu);
 	pthread_join(expire_thread, NULL);

@@ -1,6 +1,7 @@
 /* tally - idempotency: the Idempotency-Key request header of POST /write
  * (its syntax), and the background removal of keys older than the
- * retention period (TALLY_IDEMPOTENCY_RETENTION) in bounded batches. */
+ * retention period (TALLY_IDEMPOTENCY_RETENTION) in bounded batches, as
+ * fast as the database deletes them whenever some have expired. */
 #ifndef TALLY_IDEMPOTENCY_H
 #define TALLY_IDEMPOTENCY_H
 
@@ -15,7 +16,8 @@ int	idempotency_key_check(const char *key);
  * Returns 0, or -1 if it cannot start. */
 int	idempotency_expiry_start(const struct settings *s);
 
-/* Stops that thread (finishing a delete under way) and waits for it. */
+/* Stops that thread and waits for it: it finishes the delete under way
+ * (bounded by the statement timeout) and starts no other. */
 void	idempotency_expiry_stop(void);
 
 #endif

@@ -163,6 +163,9 @@ run_workers(void)
 	struct timespec	 pause = { 0, 50 * 1000 * 1000 };
 	unsigned int	 i, n = cfg->threads, alive;
 
+	/* Mapped here, not inherited: each new worker checks the file and
+	 * repairs a truncated one. */
+	stats_open(cfg->run_dir);
 	if (me->start != NULL && me->start(cfg) != 0)
 		return 1;
 	if ((w = calloc(n, sizeof(*w))) == NULL)
@@ -368,7 +371,6 @@ responder_main(const struct responder *r, int argc, char **argv)
 		log_fatal("standard input is not a socket: run it under "
 		    "spawn-fcgi", NULL);
 	response_set_retry_after(settings.retry_after_s);
-	stats_open(settings.run_dir);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;

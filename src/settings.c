@@ -56,6 +56,25 @@ parse_uint(const struct uint_setting *d, unsigned int *out, char *err,
 	return 0;
 }
 
+/* TALLY_LOG_LEVEL (applied by log_init): unset, empty or one of four. */
+static int
+check_log_level(char *err, size_t errlen)
+{
+	static const char *const levels[] = { "debug", "info", "warn",
+	    "error" };
+	const char	*v = getenv("TALLY_LOG_LEVEL");
+	size_t		 i;
+
+	if (v == NULL || *v == '\0')
+		return 0;
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcmp(v, levels[i]) == 0)
+			return 0;
+	snprintf(err, errlen, "TALLY_LOG_LEVEL must be debug, info, warn or "
+	    "error, not \"%.32s\"", v);
+	return -1;
+}
+
 int
 settings_load(struct settings *s, char *err, size_t errlen)
 {
@@ -69,6 +88,8 @@ settings_load(struct settings *s, char *err, size_t errlen)
 		    (unsigned int *)((char *)s + uint_settings[i].offset),
 		    err, errlen) != 0)
 			return -1;
+	if (check_log_level(err, errlen) != 0)
+		return -1;
 	if (cidr_list_parse(getenv("TALLY_TRUSTED_PROXIES"),
 	    &s->trusted_proxies, msg, sizeof(msg)) != 0) {
 		snprintf(err, errlen, "TALLY_TRUSTED_PROXIES: %s", msg);

@@ -60,12 +60,68 @@ segment_init(struct stats_segment *s)
 	}
 }
 
+/*
+ * Whether the opened file may be the segment: a regular file of this
+ * user with one name, no permission beyond 0660, at most the segment's
+ * size. Returns NULL, or why not.
+ */
+static const char *
+segment_file_refused(const struct stat *st)
+{
+	if (!S_ISREG(st->st_mode))
+		return "not a regular file";
+	if (st->st_uid != geteuid())
+		return "owned by another user";
+	if ((st->st_mode & 07777 & ~(mode_t)0660) != 0)
+		return "mode allows more than 0660";
+	if (st->st_nlink != 1)
+		return "it has other names (hard links)";
+	if (st->st_size > (off_t)sizeof(struct stats_segment))
+		return "larger than the segment: another layout; remove it "
+		    "and restart";
+	return NULL;
+}
+
+/*
+ * Opens the segment's file without following a symbolic link, checks it,
+ * and extends it to the segment's size if it is shorter (new, or
+ * truncated). Returns the descriptor, or -1 after logging why.
+ */
+static int
+segment_file_open(const char *path)
+{
+	struct stat	 st;
+	const char	*why;
+	int		 fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0660);
+	if (fd == -1) {
+		log_error("stats: cannot open the shared segment; counting "
+		    "in this process only", "path", path, "error",
+		    errno == ELOOP ? "it is a symbolic link: refused" :
+		    strerror(errno), NULL);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 ||
+	    ((why = segment_file_refused(&st)) == NULL &&
+	    st.st_size < (off_t)sizeof(struct stats_segment) &&
+	    ftruncate(fd, (off_t)sizeof(struct stats_segment)) == -1))
+		why = strerror(errno);
+	if (why != NULL) {
+		log_error("stats: refusing the shared segment's file; "
+		    "counting in this process only", "path", path, "error",
+		    why, NULL);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int
 stats_open(const char *run_dir)
 {
 	char			 path[PATH_MAX];
 	struct stats_segment	*m;
-	struct stat		 st;
 	int			 fd, i;
 
 	local_segment.created = (int64_t)time(NULL);
@@ -74,17 +130,8 @@ stats_open(const char *run_dir)
 		log_error("stats: run directory path too long", NULL);
 		return -1;
 	}
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) == -1 ||
-	    fstat(fd, &st) == -1 ||
-	    (st.st_size < (off_t)sizeof(*m) &&
-	    ftruncate(fd, (off_t)sizeof(*m)) == -1)) {
-		log_error("stats: cannot open the shared segment; counting "
-		    "in this process only", "path", path, "error",
-		    strerror(errno), NULL);
-		if (fd != -1)
-			close(fd);
+	if ((fd = segment_file_open(path)) == -1)
 		return -1;
-	}
 	m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (m == MAP_FAILED) {

@@ -54,8 +54,12 @@ struct stats_segment {
 	uint64_t	db_up_seen;
 };
 
-/* Maps the segment in run_dir ("stats"), creating it if needed. On
- * failure logs why and falls back to process-local counters; returns -1. */
+/* Maps the segment in run_dir ("stats"), creating it, or extending it if
+ * it is short (truncated). Call it in each worker process: a worker that
+ * died of a truncated file (SIGBUS) is replaced by one that repairs it.
+ * Refuses a symbolic link, a file that is not this user's regular file
+ * of mode 0660 or less with one name, or a larger one. On failure logs
+ * why and falls back to process-local counters; returns -1. */
 int	stats_open(const char *run_dir);
 
 /* The mapped segment (or the local fallback); never NULL after open. */

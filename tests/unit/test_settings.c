@@ -51,6 +51,7 @@ clear_env(void)
 		assert(unsetenv(bounds[i].name) == 0);
 	assert(unsetenv("TALLY_TRUSTED_PROXIES") == 0);
 	assert(unsetenv("TALLY_RUN_DIR") == 0);
+	assert(unsetenv("TALLY_LOG_LEVEL") == 0);
 }
 
 static void
@@ -234,6 +235,31 @@ test_run_dir(void)
 	clear_env();
 }
 
+/* TALLY_LOG_LEVEL: the four levels, or unset or empty; nothing else. */
+static void
+test_log_level(void)
+{
+	static const char *const good[] = { "debug", "info", "warn", "error",
+	    "" };
+	static const char *const bad[] = { "verbose", "INFO", "warning",
+	    "info ", "0", "errors" };
+	struct settings	s;
+	size_t		i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		clear_env();
+		assert(setenv("TALLY_LOG_LEVEL", good[i], 1) == 0);
+		load_ok(&s);
+		settings_free(&s);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		clear_env();
+		assert(setenv("TALLY_LOG_LEVEL", bad[i], 1) == 0);
+		load_refused("TALLY_LOG_LEVEL", bad[i]);
+	}
+	clear_env();
+}
+
 int
 main(void)
 {
@@ -244,5 +270,6 @@ main(void)
 	test_error_message_bounded();
 	test_trusted_proxies();
 	test_run_dir();
+	test_log_level();
 	return 0;
 }

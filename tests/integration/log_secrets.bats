@@ -1,0 +1,121 @@
+#!/usr/bin/env bats
+# tally - passwords in DATABASE_URL never reach a log, not even in pieces:
+# an unescaped '@' or '/' in a password makes libpq take parts of it for a
+# host, a port or a database and quote them in its connect errors; tally
+# leaves quoted values out of those. ./dev up names only the host and the
+# database it uses.
+
+load ../lib/helpers
+load ../lib/faults
+
+setup_file() {
+	tally_stack_start
+}
+
+teardown_file() {
+	local dir
+	for dir in "$BATS_FILE_TMPDIR"/second-*; do
+		[[ -f $dir/stack ]] && second_stack_stop "$(<"$dir/stack")"
+	done
+	tally_stack_stop
+}
+
+# second_stack_start NAME DATABASE_URL: responders and lighttpd on that
+# database, without the schema step (such a URL cannot connect); sets
+# SECOND_DIR and SECOND_URL.
+second_stack_start() {
+	local -x STACK_DIR STACK_LOG_DIR DATABASE_URL=$2 TALLY_PORT
+	STACK_DIR=$(mktemp -d /tmp/tally-test-secret.XXXXXX)
+	STACK_LOG_DIR=$STACK_DIR/log
+	TALLY_PORT=$(stack_free_port)
+	mkdir -p "$BATS_FILE_TMPDIR/second-$1"
+	echo "$STACK_DIR" >"$BATS_FILE_TMPDIR/second-$1/stack"
+	SECOND_DIR=$STACK_DIR
+	SECOND_URL="http://127.0.0.1:$TALLY_PORT"
+	stack_migrate() { :; }
+	stack_start
+}
+
+second_stack_stop() {
+	local -x STACK_DIR=$1
+	stack_stop
+	rm -rf "$STACK_DIR"
+}
+
+# logs_connect_failure: asks the second stack to write and read; true once
+# its write responder has logged a failed connect.
+logs_connect_failure() {
+	curl -s -o /dev/null --max-time 10 -d '' "$SECOND_URL/write"
+	curl -s -o /dev/null --max-time 10 "$SECOND_URL/read"
+	grep -q 'database: cannot connect' "$SECOND_DIR/log/write.log"
+}
+
+# pieces_found PIECE... -- PATH...: prints the files under PATH that hold
+# any of the pieces.
+pieces_found() {
+	local pieces=() piece
+	while [[ $1 != -- ]]; do pieces+=("$1"); shift; done
+	shift
+	for piece in "${pieces[@]}"; do
+		grep -rlF -- "$piece" "$@" 2>/dev/null | sed "s|^|$piece: |" || true
+	done
+}
+
+# check_url NAME URL PIECE...: tally-migrate and a running stack with URL
+# fail to connect, and none of the pieces is in their output or logs.
+check_url() {
+	local name=$1 url=$2 out
+	shift 2
+	out=$BATS_TEST_TMPDIR/$name-migrate.out
+	run stack_as_user env DATABASE_URL="$url" "$TALLY_BIN_DIR/tally-migrate" \
+		--dir "$TALLY_SQL_DIR"
+	assert_failure
+	echo "$output" >"$out"
+	second_stack_start "$name" "$url"
+	wait_until 20 logs_connect_failure
+	assert_equal "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -d '' "$SECOND_URL/write")" 503
+	# still says why
+	grep "database: cannot connect" "$SECOND_DIR/log/write.log" | head -2 | sed "s/^/# /" >&3
+	assert_no_lines "pieces of the password found in" \
+		"$(pieces_found "$@" -- "$out" "$SECOND_DIR/log")"
+	second_stack_stop "$SECOND_DIR"
+	rm -rf "$BATS_FILE_TMPDIR/second-$name"
+}
+
+@test "an '@' in a password: libpq's host name with a piece of it is not logged" {
+	# glibc refuses a host name with an '@' without asking any DNS server
+	check_url at "postgresql://tally:hunter@2secret@localhost/tally" \
+		hunter 2secret
+}
+
+@test "a '/' in a password: libpq's port and database with pieces of it are not logged" {
+	check_url slash "postgresql://tally:pa/ss3cret@localhost/tally" \
+		'"pa"' '\"pa\"' ss3cret pa/ss3cret
+}
+
+@test "./dev up prints the database's host and name, not its password" {
+	local pg_socket hba dir port secret="Dev-S3cretPw-$RANDOM"
+	pg_socket=$(stack_pg_socket)
+	hba=$(stack_pg_data)/pg_hba.conf
+	psql_tally "CREATE ROLE tally_dev LOGIN PASSWORD '$secret';
+		GRANT ALL ON SCHEMA public TO tally_dev;
+		GRANT ALL ON ALL TABLES IN SCHEMA public TO tally_dev" >/dev/null
+	stack_as_user sed -i "1i local all tally_dev scram-sha-256" "$hba"
+	psql_tally "SELECT pg_reload_conf()" >/dev/null
+	dir=$(mktemp -d /tmp/tally-test-dev.XXXXXX)
+	chmod 0755 "$dir"
+	port=$(stack_free_port)
+	DATABASE_URL="postgresql://tally_dev:$secret@/tally?host=$pg_socket" \
+		TALLY_VAR_DIR="$dir/var" TALLY_PORT=$port TALLY_BUILDDIR="$TALLY_BUILDDIR" \
+		STACK_LOG_DIR='' "$TALLY_SRCDIR/dev" up >"$dir/dev.out" 2>&1 </dev/null 3>&- &
+	echo $! >"$dir/dev.pid"
+	wait_until 120 grep -q 'tally is serving' "$dir/dev.out"
+	kill -TERM "$(<"$dir/dev.pid")"
+	wait_until 30 none_alive "$(<"$dir/dev.pid")"
+	grep "^dev: database:" "$dir/dev.out" | sed "s/^/# /" >&3
+	grep -q '^dev: database: host (local socket), database tally ' "$dir/dev.out"
+	assert_no_lines "the password found in ./dev's output" "$(grep -F -- "$secret" "$dir/dev.out")"
+	stack_as_user sed -i '/tally_dev/d' "$hba"
+	psql_tally "SELECT pg_reload_conf()" >/dev/null
+	rm -rf "$dir"
+}
