@@ -45,42 +45,66 @@ on_wake(int sig)
 	(void)sig;	/* only interrupts a blocking call */
 }
 
-static void
-set_io_timeouts(int fd, unsigned int seconds)
+/*
+ * Accepts the next connection on the listening socket (standard input).
+ * tally accepts itself, not libfcgi, so that the bound on a peer that
+ * stops reading or writing starts when its connection arrives: the new
+ * socket gets SO_RCVTIMEO and SO_SNDTIMEO of io_timeout seconds before
+ * libfcgi reads its first record (accepted unix sockets do not inherit
+ * them from the listener). Returns the connection, or -1 with errno set
+ * (EINTR: woken to stop).
+ */
+static int
+accept_connection(unsigned int io_timeout_s)
 {
-	struct timeval	tv = { .tv_sec = (time_t)seconds, .tv_usec = 0 };
+	struct timeval	tv = { .tv_sec = (time_t)io_timeout_s, .tv_usec = 0 };
+	int		fd;
 
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if ((fd = accept4(0, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Errors of accept that only concern one connection (or a wake-up). */
+static int
+accept_error_passes(int err)
+{
+	return err == EINTR || err == EAGAIN || err == ECONNABORTED ||
+	    err == EPROTO || err == ECONNRESET;
 }
 
 /*
- * A thread blocked in FCGX_Accept_r may be reading a peer's first records:
- * a peer that stops half way would hold it for ever. This timer sends the
- * thread WAKE_SIGNAL every io_timeout seconds while it accepts, which ends
- * such a read (libfcgi then drops that connection and accepts the next).
+ * Reads the next request into fcgx: on the connection it still holds
+ * (a peer that asked to keep it), or on a new one. Returns 0, or -1 if
+ * there is none (a wake-up, or a peer that sent garbage or stopped half
+ * way: libfcgi has closed that connection).
  */
 static int
-accept_timer_create(timer_t *t)
+next_request(FCGX_Request *fcgx)
 {
-	struct sigevent	sev;
+	int	fd;
 
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = WAKE_SIGNAL;
-	sev._sigev_un._tid = (pid_t)gettid();	/* glibc 2.36 lacks the POSIX name */
-	return timer_create(CLOCK_MONOTONIC, &sev, t);
-}
-
-static void
-accept_timer_set(timer_t t, unsigned int seconds)
-{
-	struct itimerspec	its;
-
-	memset(&its, 0, sizeof(its));
-	its.it_value.tv_sec = (time_t)seconds;
-	its.it_interval.tv_sec = (time_t)seconds;
-	(void)timer_settime(t, 0, &its, NULL);
+	if (fcgx->ipcFd < 0) {
+		if ((fd = accept_connection(cfg->io_timeout_s)) < 0) {
+			if (!accept_error_passes(errno) && !stopping) {
+				log_error("accept failed", "error",
+				    strerror(errno), NULL);
+				sleep(1);
+			}
+			return -1;
+		}
+		fcgx->ipcFd = fd;
+	}
+	/* FCGX_Accept_r first finishes the previous request: told to keep
+	 * the connection, it leaves this new one open and reads from it.
+	 * Its listening socket is -1, so it never accepts by itself. */
+	fcgx->keepConnection = 1;
+	return FCGX_Accept_r(fcgx) < 0 ? -1 : 0;
 }
 
 static void
@@ -104,36 +128,20 @@ worker_run(void *arg)
 {
 	struct worker	*w = arg;
 	FCGX_Request	 fcgx;
-	timer_t		 timer;
 	sigset_t	 wake;
-	int		 have_timer;
 
 	sigemptyset(&wake);
 	sigaddset(&wake, WAKE_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
-	have_timer = accept_timer_create(&timer) == 0;
-	if (FCGX_InitRequest(&fcgx, 0, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
+	if (FCGX_InitRequest(&fcgx, -1, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
 		log_fatal("cannot initialise a FastCGI request", NULL);
 	while (!stopping) {
-		if (have_timer)
-			accept_timer_set(timer, cfg->io_timeout_s);
-		if (FCGX_Accept_r(&fcgx) < 0) {
-			if (errno != EINTR && errno != EAGAIN && !stopping) {
-				log_error("accept failed", "error",
-				    strerror(errno), NULL);
-				sleep(1);
-			}
+		if (next_request(&fcgx) != 0)
 			continue;
-		}
-		if (have_timer)
-			accept_timer_set(timer, 0);
-		set_io_timeouts(fcgx.ipcFd, cfg->io_timeout_s);
 		serve(&fcgx);
 		FCGX_Finish_r(&fcgx);
 	}
 	FCGX_Free(&fcgx, 1);
-	if (have_timer)
-		timer_delete(timer);
 	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
