@@ -48,6 +48,12 @@ log_set_request_id(const char *request_id)
 	log_request_id = request_id;
 }
 
+const char *
+log_get_request_id(void)
+{
+	return log_request_id;
+}
+
 void
 log_event(enum log_level level, const char *msg, struct json_object *fields)
 {

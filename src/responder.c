@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,9 +36,29 @@ struct worker {
 	int		 finished;	/* atomic */
 };
 
+/* One request from its accept to its end, and its handler's state. */
+struct job {
+	FCGX_Request	 fcgx;
+	struct request	 req;
+	union {
+		max_align_t	 align;
+		unsigned char	 bytes[RESPONDER_SCRATCH];
+	}		 scratch;
+	struct job	*next_free;
+};
+
 static const struct responder	*me;
 static const struct settings	*cfg;
 static volatile sig_atomic_t	 stopping;
+
+/* Requests alive in this process (accepted and not yet ended), at most
+ * jobs_max: a handler that hands its request to another thread lets its
+ * own thread accept the next one, so this bounds the memory instead. */
+static pthread_mutex_t		 jobs_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t		 jobs_room = PTHREAD_COND_INITIALIZER;
+static struct job		*jobs_free;
+static unsigned int		 jobs_alive, jobs_max;
+static __thread int		 deferred_here;
 
 static void
 on_wake(int sig)
@@ -78,6 +99,34 @@ accept_error_passes(int err)
 	    err == EPROTO || err == ECONNRESET;
 }
 
+/* Reads the request body, which no responder uses, to its end (a
+ * POST /write body is at most 16 KiB: lighttpd refuses larger ones). */
+static void
+skip_body(FCGX_Request *fcgx)
+{
+	char	trash[4096];
+
+	while (FCGX_GetStr(trash, (int)sizeof(trash), fcgx->in) > 0)
+		;
+}
+
+/*
+ * Ends a request: libfcgi sends the end of the answer, then would shut
+ * the connection down and wait until the peer closes it, so that input
+ * still unread cannot make the peer's TCP stack discard the answer. When
+ * the input was read to its end (skip_body) there is nothing to wait for:
+ * the connection is closed at once, which spares a sleep and a wake-up
+ * per request.
+ */
+void
+responder_finish(FCGX_Request *fcgx)
+{
+	if (fcgx->in != NULL && fcgx->in->isClosed &&
+	    FCGX_GetError(fcgx->in) == 0)
+		fcgx->detached = 1;
+	FCGX_Finish_r(fcgx);
+}
+
 /*
  * Reads the next request into fcgx: on the connection it still holds
  * (a peer that asked to keep it), or on a new one. Returns 0, or -1 if
@@ -104,46 +153,135 @@ next_request(FCGX_Request *fcgx)
 	 * the connection, it leaves this new one open and reads from it.
 	 * Its listening socket is -1, so it never accepts by itself. */
 	fcgx->keepConnection = 1;
-	return FCGX_Accept_r(fcgx) < 0 ? -1 : 0;
+	if (FCGX_Accept_r(fcgx) < 0)
+		return -1;
+	skip_body(fcgx);
+	return 0;
+}
+
+/* A free job, once fewer than jobs_max are alive; NULL when stopping. */
+static struct job *
+job_get(void)
+{
+	struct job	*j = NULL;
+
+	pthread_mutex_lock(&jobs_mu);
+	while (jobs_alive >= jobs_max && !stopping)
+		pthread_cond_wait(&jobs_room, &jobs_mu);
+	if (!stopping) {
+		if ((j = jobs_free) != NULL)
+			jobs_free = j->next_free;
+		else if ((j = calloc(1, sizeof(*j))) == NULL)
+			log_fatal("out of memory", NULL);
+		jobs_alive++;
+	}
+	pthread_mutex_unlock(&jobs_mu);
+	if (j != NULL &&
+	    FCGX_InitRequest(&j->fcgx, -1, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
+		log_fatal("cannot initialise a FastCGI request", NULL);
+	return j;
 }
 
 static void
-serve(FCGX_Request *fcgx)
+job_put(struct job *j)
 {
-	struct request	req;
+	pthread_mutex_lock(&jobs_mu);
+	j->next_free = jobs_free;
+	jobs_free = j;
+	jobs_alive--;
+	pthread_cond_signal(&jobs_room);
+	pthread_mutex_unlock(&jobs_mu);
+}
 
-	request_init(&req, fcgx);
-	log_set_request_id(req.request_id);
-	if ((me->routes & ROUTE_BIT(req.route)) == 0)
-		response_error(&req, 404, "not found", NULL);
-	else if ((me->methods & (1u << req.method)) == 0)
-		response_method_not_allowed(&req, me->allow);
+static struct job *
+job_of(struct request *req)
+{
+	return (struct job *)(void *)((char *)req - offsetof(struct job, req));
+}
+
+void *
+responder_scratch(struct request *req)
+{
+	return job_of(req)->scratch.bytes;
+}
+
+void
+responder_defer(struct request *req)
+{
+	(void)req;
+	deferred_here = 1;
+}
+
+void
+responder_done(struct request *req)
+{
+	struct job	*j = job_of(req);
+
+	responder_finish(&j->fcgx);
+	if (j->fcgx.ipcFd >= 0) {	/* a peer that asked to keep it */
+		close(j->fcgx.ipcFd);
+		j->fcgx.ipcFd = -1;
+	}
+	job_put(j);
+}
+
+/* Serves the job's request; returns 1 if the handler deferred it (the
+ * job then belongs to whoever ends it), else 0. */
+static int
+serve(struct job *j)
+{
+	struct request	*req = &j->req;
+
+	deferred_here = 0;
+	request_init(req, &j->fcgx);
+	log_set_request_id(req->request_id);
+	if ((me->routes & ROUTE_BIT(req->route)) == 0)
+		response_error(req, 404, "not found", NULL);
+	else if ((me->methods & (1u << req->method)) == 0)
+		response_method_not_allowed(req, me->allow);
 	else
-		me->handle(&req);
+		me->handle(req);
 	log_set_request_id(NULL);
+	return deferred_here;
 }
 
 static void *
 worker_run(void *arg)
 {
 	struct worker	*w = arg;
-	FCGX_Request	 fcgx;
+	struct job	*j = NULL;
 	sigset_t	 wake;
 
 	sigemptyset(&wake);
 	sigaddset(&wake, WAKE_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
-	if (FCGX_InitRequest(&fcgx, -1, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
-		log_fatal("cannot initialise a FastCGI request", NULL);
 	while (!stopping) {
-		if (next_request(&fcgx) != 0)
+		if (j == NULL && (j = job_get()) == NULL)
+			break;
+		if (next_request(&j->fcgx) != 0)
 			continue;
-		serve(&fcgx);
-		FCGX_Finish_r(&fcgx);
+		if (serve(j))
+			j = NULL;
+		else
+			responder_finish(&j->fcgx);
 	}
-	FCGX_Free(&fcgx, 1);
+	if (j != NULL) {
+		FCGX_Free(&j->fcgx, 1);
+		job_put(j);
+	}
 	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
 	return NULL;
+}
+
+static void
+jobs_free_all(void)
+{
+	struct job	*j;
+
+	while ((j = jobs_free) != NULL) {
+		jobs_free = j->next_free;
+		free(j);
+	}
 }
 
 static int
@@ -169,6 +307,7 @@ run_workers(void)
 	struct timespec	 pause = { 0, 50 * 1000 * 1000 };
 	unsigned int	 i, n = cfg->threads, alive;
 
+	jobs_max = cfg->threads + cfg->batch_max;
 	if (me->start != NULL && me->start(cfg) != 0)
 		return 1;
 	if ((w = calloc(n, sizeof(*w))) == NULL)
@@ -181,7 +320,10 @@ run_workers(void)
 	pthread_attr_destroy(&attr);
 
 	(void)wait_for_stop_signal();
+	pthread_mutex_lock(&jobs_mu);
 	stopping = 1;
+	pthread_cond_broadcast(&jobs_room);
+	pthread_mutex_unlock(&jobs_mu);
 	/* Wake the threads that wait in accept until every one has seen
 	 * the flag; those serving a request finish it first. */
 	do {
@@ -198,7 +340,8 @@ run_workers(void)
 		pthread_join(w[i].thread, NULL);
 	free(w);
 	if (me->stop != NULL)
-		me->stop();
+		me->stop();	/* ends the requests handed over */
+	jobs_free_all();
 	return 0;
 }
 
