@@ -2,7 +2,8 @@
 
     report.py latency LOGFILE...      p50, p99 and p99.9 (microseconds)
                                       of pgbench per-transaction logs
-    report.py report DIR CHART_GP     reads DIR/loads.tsv, DIR/memory.tsv,
+    report.py report DIR CHART_GP     reads DIR/loads.tsv, DIR/cpu.tsv,
+                                      DIR/memory.tsv,
                                       DIR/memory-idle.tsv and
                                       DIR/machine.txt; writes
                                       results.tsv, table.md, bench.png and
@@ -217,6 +218,59 @@ def ratio_rows(results, conns):
     return rows
 
 
+CPU_TARGETS = ["floor", "tally-time", "tally-read", "tally-write",
+               "tally-write-keyed", "pgbench-update", "flask-write",
+               "prod-tally-write", "prod-tally-write-keyed"]
+CPU_PARTS = ["lighttpd", "responder", "PostgreSQL", "load generator"]
+
+
+def cpu_part(program):
+    if program == "lighttpd":
+        return "lighttpd"
+    if program.startswith("tally-") or program in ("floor", "gunicorn"):
+        return "responder"
+    if program.startswith("postgres"):
+        return "PostgreSQL"
+    if program in ("wrk", "pgbench"):
+        return "load generator"
+    return None
+
+
+def cpu_rows(cpu, loads):
+    """Per target at the highest connection count: each part's share of
+    one core and its CPU microseconds per request, the median over the
+    rounds."""
+    if not cpu:
+        return None, []
+    conns = max(int(r["connections"]) for r in cpu)
+    runs = {(r["target"], int(r["round"])): r for r in loads
+            if int(r["connections"]) == conns}
+    spent = {}
+    for r in cpu:
+        part = cpu_part(r["program"])
+        if part is None or int(r["connections"]) != conns:
+            continue
+        key = (r["target"], int(r["round"]))
+        spent.setdefault(key, {}).setdefault(part, 0)
+        spent[key][part] += int(r["cpu_us"])
+    rows = []
+    for name in CPU_TARGETS:
+        keys = [k for k in spent if k[0] == name and k in runs]
+        if not keys:
+            continue
+        cells = [LABELS[name], f"{median(int(runs[k]['requests']) / (int(runs[k]['duration_us']) / 1e6) for k in keys):.0f}"]
+        for part in CPU_PARTS:
+            share = median(spent[k].get(part, 0) / int(runs[k]["duration_us"])
+                           * 100 for k in keys)
+            per = median(spent[k].get(part, 0) / max(1, int(runs[k]["requests"]))
+                         for k in keys)
+            cells.append(f"{share:.0f}% ({per:.1f} us)")
+        rows.append(cells)
+    header = [f"CPU at {conns} connections", "req/s"] + [
+        f"{p}, % of a core (us/request)" for p in CPU_PARTS]
+    return header, rows
+
+
 def memory_rows(samples, idle_samples):
     """Per responder: RSS before any load, then at the start, end and
     peak of the memory load."""
@@ -317,11 +371,17 @@ def cmd_report(directory, chart_gp):
                     "target", ""]
     mem_header, mem_rows = memory_rows(
         samples, read_tsv(os.path.join(directory, "memory-idle.tsv")))
+    cpu_header, cpu_table = cpu_rows(
+        read_tsv(os.path.join(directory, "cpu.tsv")),
+        read_tsv(os.path.join(directory, "loads.tsv")))
     with open(os.path.join(directory, "machine.txt"), encoding="utf-8") as f:
         machine = f.read().rstrip("\n")
 
     print(machine, "", text_table(header, rows), "",
           text_table(ratio_header, ratios), sep="\n")
+    if cpu_table:
+        print("", "CPU time of each part during the loads:",
+              text_table(cpu_header, cpu_table), sep="\n")
     if mem_rows:
         print("", "memory (RSS of all processes of each responder) during "
               "the mixed load:", text_table(mem_header, mem_rows), sep="\n")
@@ -331,6 +391,7 @@ def cmd_report(directory, chart_gp):
             "\n".join(f"- {line}" for line in machine.splitlines()),
             markdown_table(header, rows),
             markdown_table(ratio_header, ratios),
+            markdown_table(cpu_header, cpu_table) if cpu_table else "",
             markdown_table(mem_header, mem_rows) if mem_rows else "",
         ])) + "\n")
 
