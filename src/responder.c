@@ -40,10 +40,7 @@ struct worker {
 struct job {
 	FCGX_Request	 fcgx;
 	struct request	 req;
-	union {
-		max_align_t	 align;
-		unsigned char	 bytes[RESPONDER_SCRATCH];
-	}		 scratch;
+	_Alignas(max_align_t) unsigned char scratch[RESPONDER_SCRATCH];
 	struct job	*next_free;
 };
 
@@ -202,7 +199,7 @@ job_of(struct request *req)
 void *
 responder_scratch(struct request *req)
 {
-	return job_of(req)->scratch.bytes;
+	return job_of(req)->scratch;
 }
 
 void
