@@ -221,7 +221,7 @@ def ratio_rows(results, conns):
 CPU_TARGETS = ["floor", "tally-time", "tally-read", "tally-write",
                "tally-write-keyed", "pgbench-update", "flask-write",
                "prod-tally-write", "prod-tally-write-keyed"]
-CPU_PARTS = ["lighttpd", "responder", "PostgreSQL", "load generator"]
+CPU_PARTS = ["lighttpd", "responder", "PostgreSQL"]
 
 
 def cpu_part(program):
@@ -231,8 +231,6 @@ def cpu_part(program):
         return "responder"
     if program.startswith("postgres"):
         return "PostgreSQL"
-    if program in ("wrk", "pgbench"):
-        return "load generator"
     return None
 
 
