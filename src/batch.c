@@ -1,34 +1,11 @@
 /* tally - batch: combines concurrent requests into one round trip. */
 #include "config.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "batch.h"
-
-int
-batch_init(struct batch *b, size_t max, batch_run_fn run, void *ctx)
-{
-	b->head = NULL;
-	b->tail = &b->head;
-	b->leading = 0;
-	b->max = max > 0 ? max : 1;
-	b->run = run;
-	b->ctx = ctx;
-	if ((b->items = calloc(b->max, sizeof(*b->items))) == NULL)
-		return -1;
-	if (pthread_mutex_init(&b->mu, NULL) != 0) {
-		free(b->items);
-		return -1;
-	}
-	return 0;
-}
-
-void
-batch_destroy(struct batch *b)
-{
-	pthread_mutex_destroy(&b->mu);
-	free(b->items);
-}
 
 /* Takes up to max items off the queue. Called with the mutex held. */
 static size_t
@@ -45,47 +22,125 @@ batch_take(struct batch *b, struct batch_item **items)
 	return n;
 }
 
+/* Completes the items of a run. A posted item may be freed by its done
+ * function, so nothing touches it afterwards. */
+static void
+batch_complete(struct batch_item **items, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (items[i]->done != NULL)
+			items[i]->done(items[i]);
+		else
+			sem_post(&items[i]->sem);
+}
+
+static void *
+batch_runner(void *arg)
+{
+	struct batch	*b = arg;
+	size_t		 n;
+
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		while (b->head == NULL && !b->stopping) {
+			b->idle = 1;
+			pthread_cond_wait(&b->work, &b->mu);
+			b->idle = 0;
+		}
+		if (b->head == NULL)
+			break;		/* stopping, and nothing left */
+		n = batch_take(b, b->items);
+		pthread_mutex_unlock(&b->mu);
+		b->run(b->ctx, b->items, n);
+		batch_complete(b->items, n);
+		pthread_mutex_lock(&b->mu);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+int
+batch_init(struct batch *b, size_t max, batch_run_fn run, void *ctx)
+{
+	sigset_t	all, old;
+	int		rc;
+
+	b->head = NULL;
+	b->tail = &b->head;
+	b->max = max > 0 ? max : 1;
+	b->idle = 0;
+	b->stopping = 0;
+	b->started = 0;
+	b->run = run;
+	b->ctx = ctx;
+	if ((b->items = calloc(b->max, sizeof(*b->items))) == NULL)
+		return -1;
+	if (pthread_mutex_init(&b->mu, NULL) != 0) {
+		free(b->items);
+		return -1;
+	}
+	if (pthread_cond_init(&b->work, NULL) != 0) {
+		pthread_mutex_destroy(&b->mu);
+		free(b->items);
+		return -1;
+	}
+	/* The runner takes no signals: they are for the threads that
+	 * accept requests and the one that waits for a stop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&b->runner, NULL, batch_runner, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		pthread_cond_destroy(&b->work);
+		pthread_mutex_destroy(&b->mu);
+		free(b->items);
+		return -1;
+	}
+	b->started = 1;
+	return 0;
+}
+
+void
+batch_destroy(struct batch *b)
+{
+	if (!b->started)
+		return;
+	pthread_mutex_lock(&b->mu);
+	b->stopping = 1;
+	pthread_cond_signal(&b->work);
+	pthread_mutex_unlock(&b->mu);
+	pthread_join(b->runner, NULL);
+	b->started = 0;
+	pthread_cond_destroy(&b->work);
+	pthread_mutex_destroy(&b->mu);
+	free(b->items);
+	b->items = NULL;
+}
+
+void
+batch_post(struct batch *b, struct batch_item *item)
+{
+	item->next = NULL;
+	pthread_mutex_lock(&b->mu);
+	*b->tail = item;
+	b->tail = &item->next;
+	if (b->idle)
+		pthread_cond_signal(&b->work);
+	pthread_mutex_unlock(&b->mu);
+}
+
 void
 batch_submit(struct batch *b, void *arg)
 {
-	struct batch_item	 self, **items;
-	size_t			 n, i;
+	struct batch_item	self;
 
-	self.next = NULL;
-	self.done = 0;
-	self.lead = 0;
 	self.arg = arg;
-	pthread_cond_init(&self.cond, NULL);
-
-	pthread_mutex_lock(&b->mu);
-	*b->tail = &self;
-	b->tail = &self.next;
-	if (!b->leading)
-		b->leading = self.lead = 1;
-	while (!self.done && !self.lead)
-		pthread_cond_wait(&self.cond, &b->mu);
-	if (self.done) {
-		pthread_mutex_unlock(&b->mu);
-		pthread_cond_destroy(&self.cond);
-		return;
-	}
-
-	/* Leading: self is at the head of the queue, so it is in the batch. */
-	items = b->items;
-	n = batch_take(b, items);
-	pthread_mutex_unlock(&b->mu);
-	b->run(b->ctx, items, n);
-
-	pthread_mutex_lock(&b->mu);
-	for (i = 0; i < n; i++) {
-		items[i]->done = 1;
-		pthread_cond_signal(&items[i]->cond);
-	}
-	if (b->head != NULL) {
-		b->head->lead = 1;
-		pthread_cond_signal(&b->head->cond);
-	} else
-		b->leading = 0;
-	pthread_mutex_unlock(&b->mu);
-	pthread_cond_destroy(&self.cond);
+	self.done = NULL;
+	sem_init(&self.sem, 0, 0);
+	batch_post(b, &self);
+	while (sem_wait(&self.sem) != 0 && errno == EINTR)
+		;
+	sem_destroy(&self.sem);
 }

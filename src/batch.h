@@ -1,40 +1,57 @@
 /* tally - batch: combines the requests that are waiting at the same time
- * into one database round trip. The first thread to arrive leads: it takes
- * everything queued (at most max), runs it, hands the results out and
- * passes the lead to the next waiter. Nobody waits for a timer: a request
- * alone runs at once, and requests that arrive while a round trip is under
- * way form the next batch. The run function is never called by two
- * threads at once, so it may own a database connection. */
+ * into one database round trip. One thread per batch (the runner) takes
+ * everything queued (at most max), runs it, completes every item, and
+ * takes what queued up meanwhile. Nobody waits for a timer: a request
+ * alone runs at once, and requests that arrive while a round trip is
+ * under way form the next batch. The run function is only ever called by
+ * the runner, so it may own a database connection.
+ *
+ * An item is either posted (batch_post: the caller goes on, and the
+ * runner calls the item's done function after the run, which may answer
+ * and end the request) or submitted (batch_submit: the caller waits). */
 #ifndef TALLY_BATCH_H
 #define TALLY_BATCH_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stddef.h>
+
+struct batch_item;
+typedef void	(*batch_done_fn)(struct batch_item *item);
 
 struct batch_item {
 	struct batch_item	*next;
-	pthread_cond_t		 cond;
-	int			 done;
-	int			 lead;
 	void			*arg;	/* the caller's input and output */
+	batch_done_fn		 done;	/* posted: called after the run */
+	sem_t			 sem;	/* submitted: posted after the run */
 };
 
 typedef void	(*batch_run_fn)(void *ctx, struct batch_item **items, size_t n);
 
 struct batch {
 	pthread_mutex_t		 mu;
+	pthread_cond_t		 work;		/* the queue is not empty */
 	struct batch_item	*head;
 	struct batch_item	**tail;
-	struct batch_item	**items;	/* the leader's, max long */
-	int			 leading;
+	struct batch_item	**items;	/* the runner's, max long */
 	size_t			 max;
+	int			 idle;		/* the runner waits for work */
+	int			 stopping;
+	int			 started;
+	pthread_t		 runner;
 	batch_run_fn		 run;
 	void			*ctx;
 };
 
-/* Returns 0, or -1 if out of memory. */
+/* Starts the runner. Returns 0, or -1 if out of memory or threads. */
 int	batch_init(struct batch *b, size_t max, batch_run_fn run, void *ctx);
+
+/* Runs and completes everything still queued, then stops the runner. */
 void	batch_destroy(struct batch *b);
+
+/* Queues item (arg and done set by the caller) and returns at once; the
+ * runner calls item->done(item) once the run that took it is over. */
+void	batch_post(struct batch *b, struct batch_item *item);
 
 /* Queues arg and returns once run() has been called with it. */
 void	batch_submit(struct batch *b, void *arg);

@@ -11,19 +11,6 @@
 #include "log.h"
 #include "stats.h"
 
-enum counter_op {
-	OP_READ,
-	OP_INCREMENT
-};
-
-struct counter_call {
-	enum counter_op	 op;
-	const char	*key;		/* Idempotency-Key, or NULL */
-	int		 ok;
-	int		 replayed;
-	long long	 value;
-};
-
 enum counter_stmt {
 	STMT_READ, STMT_INCREMENT, STMT_INCREMENT_KEYED
 };
@@ -76,6 +63,12 @@ call_of(struct batch_item *item)
 	return item->arg;
 }
 
+static int
+is_read(const struct counter_call *c)
+{
+	return c->op == COUNTER_READ;
+}
+
 /* Hands out the values of a committed batch: unkeyed increments get
  * first .. first+k-1, reads get v. Keyed calls are already set. */
 static void
@@ -88,7 +81,7 @@ assign_values(struct batch_item **items, size_t n, long long first,
 	for (i = 0; i < n; i++) {
 		c = call_of(items[i]);
 		c->ok = 1;
-		if (c->op == OP_READ)
+		if (is_read(c))
 			c->value = v;
 		else if (c->key == NULL)
 			c->value = first++;
@@ -237,11 +230,13 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 	size_t			 i, nkeyed = 0;
 
 	(void)ctx;
+	/* Database errors logged now carry the first request's id. */
+	log_set_request_id(call_of(items[0])->request_id);
 	for (i = 0; i < n; i++) {
 		c = call_of(items[i]);
 		c->ok = 0;
 		c->replayed = 0;
-		if (c->op == OP_INCREMENT) {
+		if (!is_read(c)) {
 			if (c->key != NULL)
 				nkeyed++;
 			else
@@ -252,6 +247,7 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 	    run_plain(items, n, unkeyed)) != 0)
 		for (i = 0; i < n; i++)
 			call_of(items[i])->ok = 0;
+	log_set_request_id(NULL);
 }
 
 int
@@ -279,6 +275,24 @@ counter_close(void)
 	keyed = NULL;
 }
 
+static void
+call_done(struct batch_item *item)
+{
+	struct counter_call	*c = call_of(item);
+
+	c->done(c);
+}
+
+void
+counter_post(struct counter_call *c)
+{
+	c->ok = 0;
+	c->replayed = 0;
+	c->item.arg = c;
+	c->item.done = call_done;
+	batch_post(&batch, &c->item);
+}
+
 static int
 counter_call(struct counter_call *c)
 {
@@ -289,8 +303,11 @@ counter_call(struct counter_call *c)
 int
 counter_read(long long *value)
 {
-	struct counter_call	c = { OP_READ, NULL, 0, 0, 0 };
+	struct counter_call	c;
 
+	memset(&c, 0, sizeof(c));
+	c.op = COUNTER_READ;
+	c.request_id = log_get_request_id();
 	if (counter_call(&c) != 0)
 		return -1;
 	*value = c.value;
@@ -300,8 +317,12 @@ counter_read(long long *value)
 int
 counter_increment(const char *key, long long *value, int *replayed)
 {
-	struct counter_call	c = { OP_INCREMENT, key, 0, 0, 0 };
+	struct counter_call	c;
 
+	memset(&c, 0, sizeof(c));
+	c.op = COUNTER_INCREMENT;
+	c.key = key;
+	c.request_id = log_get_request_id();
 	if (counter_call(&c) != 0)
 		return -1;
 	*value = c.value;

@@ -1,27 +1,56 @@
 /* tally - counter: the counter in PostgreSQL. Concurrent calls in one
  * process are combined (batch.h) into one statement on the process's one
- * connection: k increments become one durable
- * UPDATE ... SET value = value + k ... RETURNING value, and each caller
- * gets its own value from (v-k, v]. Increments that carry an
- * Idempotency-Key go through tally_increment_keyed() (sql/), which counts
- * a key once within the retention period and replays its value. */
+ * connection, run by the process's database thread: k increments become
+ * one durable UPDATE ... SET value = value + k ... RETURNING value, and
+ * each caller gets its own value from (v-k, v]; reads waiting meanwhile
+ * take v (the statement started after they arrived). Increments that
+ * carry an Idempotency-Key go through tally_increment_keyed() (sql/),
+ * which counts a key once within the retention period and replays its
+ * value. */
 #ifndef TALLY_COUNTER_H
 #define TALLY_COUNTER_H
 
+#include "batch.h"
 #include "settings.h"
 
-/* Prepares the connection (made on first use). Returns 0, or -1. */
+enum counter_op {
+	COUNTER_READ,
+	COUNTER_INCREMENT
+};
+
+/* One call: the caller sets op, key, request_id and done; the database
+ * thread sets ok, replayed and value, then calls done. */
+struct counter_call {
+	enum counter_op	 op;
+	const char	*key;		/* Idempotency-Key (checked), or NULL */
+	const char	*request_id;	/* for the database's log lines */
+	void		(*done)(struct counter_call *c);
+	int		 ok;		/* 0: the database is unavailable */
+	int		 replayed;	/* a key seen before: nothing added */
+	long long	 value;
+	struct batch_item item;		/* counter.c's */
+};
+
+/* Prepares the connection (made on first use) and starts the database
+ * thread. Returns 0, or -1. */
 int	counter_open(const struct settings *s, const char *appname);
+/* Finishes the calls still queued, then stops the thread. */
 void	counter_close(void);
 
-/* Reads the counter. Returns 0, or -1 if the database is unavailable. */
+/* Queues c and returns at once; c->done(c) is called from the database
+ * thread when its statement is over (c must live until then). When
+ * c->ok is 0 an increment's outcome is unknown to the caller: it counted
+ * only if its batch committed. */
+void	counter_post(struct counter_call *c);
+
+/* Reads the counter, waiting. Returns 0, or -1 if the database is
+ * unavailable. */
 int	counter_read(long long *value);
 
-/* Adds one and sets *value to this call's own new value. With a key
- * (checked by idempotency_key_check), a key seen before adds nothing:
+/* Adds one and sets *value to this call's own new value, waiting. With a
+ * key (checked by idempotency_key_check), a key seen before adds nothing:
  * *value is the value its first use got and *replayed is 1. Returns 0,
- * or -1 if the database is unavailable: the increment's outcome is then
- * unknown to the caller (it counted only if its batch committed). */
+ * or -1 if the database is unavailable (the outcome is then unknown). */
 int	counter_increment(const char *key, long long *value, int *replayed);
 
 #endif

@@ -49,6 +49,12 @@ log_set_request_id(const char *request_id)
 	log_request_id = request_id;
 }
 
+const char *
+log_get_request_id(void)
+{
+	return log_request_id;
+}
+
 void
 log_set_trace(const char *trace_id, const char *span_id)
 {

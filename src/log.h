@@ -30,6 +30,8 @@ int	log_enabled(enum log_level level);
  * database's included, then carries it. The string must outlive the
  * request; set NULL when the request ends. */
 void	log_set_request_id(const char *request_id);
+/* The calling thread's X-Request-Id as set above, or NULL. */
+const char *log_get_request_id(void);
 
 /* Names the trace context (the trace-id and span-id of a valid
  * traceparent, or NULL or "" for none) of the request the calling thread

@@ -1,10 +1,23 @@
 /* tally-read - GET /read: the counter. 200 {"counter":N}; 503 with
- * Retry-After when the database is unavailable. */
+ * Retry-After when the database is unavailable. The request is handed to
+ * the database thread, which answers it with the value of the first
+ * statement that started after the request arrived. */
 #include "config.h"
 
+#include <stddef.h>
+
 #include "counter.h"
+#include "log.h"
 #include "responder.h"
 #include "response.h"
+
+struct read_call {
+	struct counter_call	 c;
+	struct request		*req;
+};
+
+_Static_assert(sizeof(struct read_call) <= RESPONDER_SCRATCH,
+    "struct read_call fits the scratch space");
 
 static int
 read_start(const struct settings *s)
@@ -12,19 +25,37 @@ read_start(const struct settings *s)
 	return counter_open(s, "tally-read");
 }
 
+/* Called by the database thread: answers and ends the request. */
+static void
+read_done(struct counter_call *c)
+{
+	struct read_call	*r;
+	struct request		*req;
+
+	r = (struct read_call *)(void *)((char *)c -
+	    offsetof(struct read_call, c));
+	req = r->req;
+	log_set_request_id(req->request_id);
+	if (!c->ok)
+		response_db_unavailable(req);
+	else
+		response_counter(req, c->value, NULL);
+	log_set_request_id(NULL);
+	responder_done(req);
+}
+
 static void
 read_handle(struct request *req)
 {
-	struct json_object	*body;
-	long long		 value;
+	struct read_call	*r = responder_scratch(req);
 
-	if (counter_read(&value) != 0) {
-		response_db_unavailable(req);
-		return;
-	}
-	body = json_object_new_object();
-	json_object_object_add(body, "counter", json_object_new_int64(value));
-	response_json(req, 200, body, NULL);
+	r->req = req;
+	r->c.op = COUNTER_READ;
+	r->c.key = NULL;
+	r->c.request_id = req->request_id;
+	r->c.done = read_done;
+	responder_defer(req);
+	counter_post(&r->c);	/* req is the database thread's from here */
 }
 
 static const struct responder read_responder = {
@@ -32,7 +63,7 @@ static const struct responder read_responder = {
 	.routes = ROUTE_BIT(ROUTE_READ),
 	.methods = METHODS_READ,
 	.allow = "GET, HEAD",
-	.threads = 8,		/* waiting reads share one SELECT */
+	.threads = 8,		/* they only read and hand over */
 	.start = read_start,
 	.handle = read_handle,
 	.stop = counter_close,

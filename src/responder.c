@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,9 +36,26 @@ struct worker {
 	int		 finished;	/* atomic */
 };
 
+/* One request from its accept to its end, and its handler's state. */
+struct job {
+	FCGX_Request	 fcgx;
+	struct request	 req;
+	_Alignas(max_align_t) unsigned char scratch[RESPONDER_SCRATCH];
+	struct job	*next_free;
+};
+
 static const struct responder	*me;
 static const struct settings	*cfg;
 static volatile sig_atomic_t	 stopping;
+
+/* Requests alive in this process (accepted and not yet ended), at most
+ * jobs_max: a handler that hands its request to another thread lets its
+ * own thread accept the next one, so this bounds the memory instead. */
+static pthread_mutex_t		 jobs_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t		 jobs_room = PTHREAD_COND_INITIALIZER;
+static struct job		*jobs_free;
+static unsigned int		 jobs_alive, jobs_max;
+static __thread int		 deferred_here;
 
 static void
 on_wake(int sig)
@@ -45,99 +63,224 @@ on_wake(int sig)
 	(void)sig;	/* only interrupts a blocking call */
 }
 
-static void
-set_io_timeouts(int fd, unsigned int seconds)
+/*
+ * Accepts the next connection on the listening socket (standard input).
+ * tally accepts itself, not libfcgi, so that the bound on a peer that
+ * stops reading or writing starts when its connection arrives: the new
+ * socket gets SO_RCVTIMEO and SO_SNDTIMEO of io_timeout seconds before
+ * libfcgi reads its first record (accepted unix sockets do not inherit
+ * them from the listener). Returns the connection, or -1 with errno set
+ * (EINTR: woken to stop).
+ */
+static int
+accept_connection(unsigned int io_timeout_s)
 {
-	struct timeval	tv = { .tv_sec = (time_t)seconds, .tv_usec = 0 };
+	struct timeval	tv = { .tv_sec = (time_t)io_timeout_s, .tv_usec = 0 };
+	int		fd;
 
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if ((fd = accept4(0, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Errors of accept that only concern one connection (or a wake-up). */
+static int
+accept_error_passes(int err)
+{
+	return err == EINTR || err == EAGAIN || err == ECONNABORTED ||
+	    err == EPROTO || err == ECONNRESET;
+}
+
+/* Reads the request body, which no responder uses, to its end (a
+ * POST /write body is at most 16 KiB: lighttpd refuses larger ones). */
+static void
+skip_body(FCGX_Request *fcgx)
+{
+	char	trash[4096];
+
+	while (FCGX_GetStr(trash, (int)sizeof(trash), fcgx->in) > 0)
+		;
 }
 
 /*
- * A thread blocked in FCGX_Accept_r may be reading a peer's first records:
- * a peer that stops half way would hold it for ever. This timer sends the
- * thread WAKE_SIGNAL every io_timeout seconds while it accepts, which ends
- * such a read (libfcgi then drops that connection and accepts the next).
+ * Ends a request: libfcgi sends the end of the answer, then would shut
+ * the connection down and wait until the peer closes it, so that input
+ * still unread cannot make the peer's TCP stack discard the answer. When
+ * the input was read to its end (skip_body) there is nothing to wait for:
+ * the connection is closed at once, which spares a sleep and a wake-up
+ * per request.
+ */
+void
+responder_finish(FCGX_Request *fcgx)
+{
+	if (fcgx->in != NULL && fcgx->in->isClosed &&
+	    FCGX_GetError(fcgx->in) == 0)
+		fcgx->detached = 1;
+	FCGX_Finish_r(fcgx);
+}
+
+/*
+ * Reads the next request into fcgx: on the connection it still holds
+ * (a peer that asked to keep it), or on a new one. Returns 0, or -1 if
+ * there is none (a wake-up, or a peer that sent garbage or stopped half
+ * way: libfcgi has closed that connection).
  */
 static int
-accept_timer_create(timer_t *t)
+next_request(FCGX_Request *fcgx)
 {
-	struct sigevent	sev;
+	int	fd;
 
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = WAKE_SIGNAL;
-	sev._sigev_un._tid = (pid_t)gettid();	/* glibc 2.36 lacks the POSIX name */
-	return timer_create(CLOCK_MONOTONIC, &sev, t);
+	if (fcgx->ipcFd < 0) {
+		if ((fd = accept_connection(cfg->io_timeout_s)) < 0) {
+			if (!accept_error_passes(errno) && !stopping) {
+				log_error("accept failed", "error",
+				    strerror(errno), NULL);
+				sleep(1);
+			}
+			return -1;
+		}
+		fcgx->ipcFd = fd;
+	}
+	/* FCGX_Accept_r first finishes the previous request: told to keep
+	 * the connection, it leaves this new one open and reads from it.
+	 * Its listening socket is -1, so it never accepts by itself. */
+	fcgx->keepConnection = 1;
+	if (FCGX_Accept_r(fcgx) < 0)
+		return -1;
+	skip_body(fcgx);
+	return 0;
+}
+
+/* A free job, once fewer than jobs_max are alive; NULL when stopping. */
+static struct job *
+job_get(void)
+{
+	struct job	*j = NULL;
+
+	pthread_mutex_lock(&jobs_mu);
+	while (jobs_alive >= jobs_max && !stopping)
+		pthread_cond_wait(&jobs_room, &jobs_mu);
+	if (!stopping) {
+		if ((j = jobs_free) != NULL)
+			jobs_free = j->next_free;
+		else if ((j = calloc(1, sizeof(*j))) == NULL)
+			log_fatal("out of memory", NULL);
+		jobs_alive++;
+	}
+	pthread_mutex_unlock(&jobs_mu);
+	if (j != NULL &&
+	    FCGX_InitRequest(&j->fcgx, -1, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
+		log_fatal("cannot initialise a FastCGI request", NULL);
+	return j;
 }
 
 static void
-accept_timer_set(timer_t t, unsigned int seconds)
+job_put(struct job *j)
 {
-	struct itimerspec	its;
-
-	memset(&its, 0, sizeof(its));
-	its.it_value.tv_sec = (time_t)seconds;
-	its.it_interval.tv_sec = (time_t)seconds;
-	(void)timer_settime(t, 0, &its, NULL);
+	pthread_mutex_lock(&jobs_mu);
+	j->next_free = jobs_free;
+	jobs_free = j;
+	jobs_alive--;
+	pthread_cond_signal(&jobs_room);
+	pthread_mutex_unlock(&jobs_mu);
 }
 
-static void
-serve(FCGX_Request *fcgx)
+static struct job *
+job_of(struct request *req)
 {
-	struct request	req;
+	return (struct job *)(void *)((char *)req - offsetof(struct job, req));
+}
 
-	request_init(&req, fcgx);
-	log_set_request_id(req.request_id);
-	log_set_trace(req.trace_id, req.span_id);
-	if ((me->routes & ROUTE_BIT(req.route)) == 0)
-		response_error(&req, 404, "not found", NULL);
-	else if ((me->methods & (1u << req.method)) == 0)
-		response_method_not_allowed(&req, me->allow);
+void *
+responder_scratch(struct request *req)
+{
+	return job_of(req)->scratch;
+}
+
+void
+responder_defer(struct request *req)
+{
+	(void)req;
+	deferred_here = 1;
+}
+
+void
+responder_done(struct request *req)
+{
+	struct job	*j = job_of(req);
+
+	responder_finish(&j->fcgx);
+	if (j->fcgx.ipcFd >= 0) {	/* a peer that asked to keep it */
+		close(j->fcgx.ipcFd);
+		j->fcgx.ipcFd = -1;
+	}
+	job_put(j);
+}
+
+/* Serves the job's request; returns 1 if the handler deferred it (the
+ * job then belongs to whoever ends it), else 0. */
+static int
+serve(struct job *j)
+{
+	struct request	*req = &j->req;
+
+	deferred_here = 0;
+	request_init(req, &j->fcgx);
+	log_set_request_id(req->request_id);
+	log_set_trace(req->trace_id, req->span_id);
+	if ((me->routes & ROUTE_BIT(req->route)) == 0)
+		response_error(req, 404, "not found", NULL);
+	else if ((me->methods & (1u << req->method)) == 0)
+		response_method_not_allowed(req, me->allow);
 	else
-		me->handle(&req);
+		me->handle(req);
 	log_set_request_id(NULL);
 	log_set_trace(NULL, NULL);
+	return deferred_here;
 }
 
 static void *
 worker_run(void *arg)
 {
 	struct worker	*w = arg;
-	FCGX_Request	 fcgx;
-	timer_t		 timer;
+	struct job	*j = NULL;
 	sigset_t	 wake;
-	int		 have_timer;
 
 	sigemptyset(&wake);
 	sigaddset(&wake, WAKE_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
-	have_timer = accept_timer_create(&timer) == 0;
-	if (FCGX_InitRequest(&fcgx, 0, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
-		log_fatal("cannot initialise a FastCGI request", NULL);
 	while (!stopping) {
-		if (have_timer)
-			accept_timer_set(timer, cfg->io_timeout_s);
-		if (FCGX_Accept_r(&fcgx) < 0) {
-			if (errno != EINTR && errno != EAGAIN && !stopping) {
-				log_error("accept failed", "error",
-				    strerror(errno), NULL);
-				sleep(1);
-			}
+		if (j == NULL && (j = job_get()) == NULL)
+			break;
+		if (next_request(&j->fcgx) != 0)
 			continue;
-		}
-		if (have_timer)
-			accept_timer_set(timer, 0);
-		set_io_timeouts(fcgx.ipcFd, cfg->io_timeout_s);
-		serve(&fcgx);
-		FCGX_Finish_r(&fcgx);
+		if (serve(j))
+			j = NULL;
+		else
+			responder_finish(&j->fcgx);
 	}
-	FCGX_Free(&fcgx, 1);
-	if (have_timer)
-		timer_delete(timer);
+	if (j != NULL) {
+		FCGX_Free(&j->fcgx, 1);
+		job_put(j);
+	}
 	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
 	return NULL;
+}
+
+static void
+jobs_free_all(void)
+{
+	struct job	*j;
+
+	while ((j = jobs_free) != NULL) {
+		jobs_free = j->next_free;
+		free(j);
+	}
 }
 
 static int
@@ -166,6 +309,7 @@ run_workers(void)
 	/* Mapped here, not inherited: each new worker checks the file and
 	 * repairs a truncated one. */
 	stats_open(cfg->run_dir);
+	jobs_max = cfg->threads + cfg->batch_max;
 	if (me->start != NULL && me->start(cfg) != 0)
 		return 1;
 	if ((w = calloc(n, sizeof(*w))) == NULL)
@@ -178,7 +322,10 @@ run_workers(void)
 	pthread_attr_destroy(&attr);
 
 	(void)wait_for_stop_signal();
+	pthread_mutex_lock(&jobs_mu);
 	stopping = 1;
+	pthread_cond_broadcast(&jobs_room);
+	pthread_mutex_unlock(&jobs_mu);
 	/* Wake the threads that wait in accept until every one has seen
 	 * the flag; those serving a request finish it first. */
 	do {
@@ -195,7 +342,8 @@ run_workers(void)
 		pthread_join(w[i].thread, NULL);
 	free(w);
 	if (me->stop != NULL)
-		me->stop();
+		me->stop();	/* ends the requests handed over */
+	jobs_free_all();
 	return 0;
 }
 

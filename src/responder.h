@@ -29,6 +29,23 @@ struct responder {
 #define METHODS_READ	((1u << METHOD_GET) | (1u << METHOD_HEAD))
 #define METHODS_WRITE	(1u << METHOD_POST)
 
+/* Ends a request whose answer is written and closes its connection
+ * without waiting for the peer. */
+void	responder_finish(FCGX_Request *fcgx);
+
+/*
+ * Handing a request over: a handler that calls responder_defer(req)
+ * returns at once without answering, and its thread accepts the next
+ * request; whoever answers req later (from any thread) then calls
+ * responder_done(req), which ends it. req and its scratch space (state
+ * for the handler, RESPONDER_SCRATCH bytes, suitably aligned) stay valid
+ * until then.
+ */
+#define RESPONDER_SCRATCH	256
+void	*responder_scratch(struct request *req);
+void	 responder_defer(struct request *req);
+void	 responder_done(struct request *req);
+
 /* Runs the responder; returns the process's exit status. */
 int	responder_main(const struct responder *r, int argc, char **argv);
 

@@ -108,6 +108,25 @@ response_text(struct request *req, int status, const char *type,
 	return response_send(req, status, type, NULL, body, len, NULL);
 }
 
+int
+response_json_text(struct request *req, int status, const char *json,
+    size_t len, const char *extra_headers)
+{
+	return response_send(req, status, "application/json", extra_headers,
+	    json, len, NULL);
+}
+
+int
+response_counter(struct request *req, long long value,
+    const char *extra_headers)
+{
+	char	body[48];
+	int	n;
+
+	n = snprintf(body, sizeof(body), "{\"counter\":%lld}", value);
+	return response_json_text(req, 200, body, (size_t)n, extra_headers);
+}
+
 static int
 response_json_error(struct request *req, int status, struct json_object *body,
     const char *extra_headers, const char *error)

@@ -15,6 +15,15 @@
 int	response_json(struct request *req, int status,
 	    struct json_object *body, const char *extra_headers);
 
+/* Sends status and a JSON text the caller made (len bytes). */
+int	response_json_text(struct request *req, int status, const char *json,
+	    size_t len, const char *extra_headers);
+
+/* 200 {"counter":value}: the answer of /read and /write, made without
+ * building a JSON object. */
+int	response_counter(struct request *req, long long value,
+	    const char *extra_headers);
+
 /* Sends a non-JSON body (the metrics text) with its Content-Type. */
 int	response_text(struct request *req, int status, const char *type,
 	    const char *body, size_t len);

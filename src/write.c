@@ -5,14 +5,28 @@
  * and answers the same value with "Idempotent-Replayed: true".
  * 400 for a malformed key; 503 with Retry-After when the database is
  * unavailable (the increment did not count, or its outcome is unknown if
- * the connection broke during the commit: retry with the same key). */
+ * the connection broke during the commit: retry with the same key).
+ * The request is handed to the database thread, which answers it once its
+ * batch committed; the accepting thread goes on to the next request. */
 #include "config.h"
+
+#include <stddef.h>
 
 #include "counter.h"
 #include "idempotency.h"
+#include "log.h"
 #include "responder.h"
 #include "response.h"
 #include "stats.h"
+
+/* A request waiting for its increment, in the request's scratch space. */
+struct write_call {
+	struct counter_call	 c;
+	struct request		*req;
+};
+
+_Static_assert(sizeof(struct write_call) <= RESPONDER_SCRATCH,
+    "struct write_call fits the scratch space");
 
 static int
 write_start(const struct settings *s)
@@ -29,13 +43,34 @@ write_stop(void)
 	counter_close();
 }
 
+/* Called by the database thread: answers and ends the request. */
+static void
+write_done(struct counter_call *c)
+{
+	struct write_call	*w;
+	struct request		*req;
+
+	w = (struct write_call *)(void *)((char *)c -
+	    offsetof(struct write_call, c));
+	req = w->req;
+	log_set_request_id(req->request_id);
+	if (!c->ok)
+		response_db_unavailable(req);
+	else {
+		if (c->replayed)
+			stats_idempotent_replay();
+		response_counter(req, c->value,
+		    c->replayed ? "Idempotent-Replayed: true\r\n" : NULL);
+	}
+	log_set_request_id(NULL);
+	responder_done(req);
+}
+
 static void
 write_handle(struct request *req)
 {
-	struct json_object	*body;
+	struct write_call	*w;
 	const char		*key;
-	long long		 value;
-	int			 replayed;
 
 	key = request_param(req, "HTTP_IDEMPOTENCY_KEY");
 	if (key != NULL && idempotency_key_check(key) != 0) {
@@ -43,16 +78,14 @@ write_handle(struct request *req)
 		    "255 printable ASCII characters", NULL);
 		return;
 	}
-	if (counter_increment(key, &value, &replayed) != 0) {
-		response_db_unavailable(req);
-		return;
-	}
-	if (replayed)
-		stats_idempotent_replay();
-	body = json_object_new_object();
-	json_object_object_add(body, "counter", json_object_new_int64(value));
-	response_json(req, 200, body,
-	    replayed ? "Idempotent-Replayed: true\r\n" : NULL);
+	w = responder_scratch(req);
+	w->req = req;
+	w->c.op = COUNTER_INCREMENT;
+	w->c.key = key;
+	w->c.request_id = req->request_id;
+	w->c.done = write_done;
+	responder_defer(req);
+	counter_post(&w->c);	/* req is the database thread's from here */
 }
 
 static const struct responder write_responder = {

@@ -9,7 +9,7 @@
 --
 -- At the end wrk prints, tab-separated after the word "bench-result":
 -- duration_us requests ok connect_errors read_errors write_errors
--- status_errors timeouts p50_us p99_us
+-- status_errors timeouts p50_us p99_us p999_us
 -- where "ok" counts 200 answers in the post modes (response() sees each
 -- status) and answers without an error status in the others (counting
 -- them would slow wrk down: response() makes it parse every answer).
@@ -82,8 +82,9 @@ end
 function done(summary, latency)
 	local e = summary.errors
 	io.write(string.format(
-		"bench-result\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
+		"bench-result\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
 		summary.duration, summary.requests, counted_ok(summary),
 		e.connect, e.read, e.write, e.status, e.timeout,
-		latency:percentile(50), latency:percentile(99)))
+		latency:percentile(50), latency:percentile(99),
+		latency:percentile(99.9)))
 end

@@ -227,3 +227,22 @@ fcgi_raw() {
 	http GET /time
 	assert_equal "$HTTP_STATUS" 200
 }
+
+@test "the I/O timeout counts from the connection, not from when the thread began to wait: late records after a long idle are served" {
+	local dir=$STACK_DIR/lone pid
+	stack_mkdir 0750 "$dir"
+	# One thread in one process, so every connection meets the same
+	# thread, each after it waited 1.7 s of the 2 s TALLY_IO_TIMEOUT;
+	# each connection's records come 0.5 s after it connected.
+	(TALLY_THREADS=1 TALLY_PROCESSES=1 TALLY_RUN_DIR=$dir \
+		stack_exec_as_user spawn-fcgi -n -s "$dir/time.sock" -M 0660 -- \
+		"$TALLY_BIN_DIR/tally-time") >"$dir/time.log" 2>&1 </dev/null 3>&- &
+	pid=$!
+	wait_until 10 test -S "$dir/time.sock"
+	run fcgi_raw "$dir/time.sock" valid --serial --count 4 --idle 1.7 \
+		--delay 0.5 --hold 5
+	kill -TERM "$pid"
+	stack_wait_exit "$pid" 10
+	echo "$output" >&3
+	assert_equal "$(grep -c 'status=200' <<<"$output")" 4
+}

@@ -89,3 +89,16 @@ increment_statements() {
 	assert_success
 	rm -f "$out"
 }
+
+@test "reads, unkeyed, keyed and replayed writes at once over both processes: every read current during its request, every fresh write distinct, exact count" {
+	local before
+	before=$(counter_value)
+	# 24 writers and 8 readers with a connection per request, so lighttpd
+	# spreads them over both worker processes of each responder
+	run python3 "$TALLY_SRCDIR/tests/lib/linearizable.py" "$TALLY_URL" "$before" \
+		--writers 24 --readers 8 --each 60 --key-prefix "lin-$RANDOM"
+	echo "# $output" >&3
+	assert_success
+	# 24 x 60 writes: 10 replays each, so 50 fresh each
+	assert_equal "$(counter_value)" "$((before + 24 * 50))"
+}

@@ -3,10 +3,13 @@
 unix socket, bypassing lighttpd, and reports what the responder did.
 
     fcgi_raw.py SOCKET MODE [--count N] [--hold SECONDS]
+                [--serial] [--idle SECONDS] [--delay SECONDS]
 
 MODE is one of the shapes below (--list prints them). Each of the N
-connections (opened at once) sends the shape, then waits up to --hold
-seconds for the responder to answer or close. One line per connection:
+connections (opened at once, or one after another with --serial, each
+after --idle seconds without any connection) sends the shape --delay
+seconds after it connected, then waits up to --hold seconds for the
+responder to answer or close. One line per connection:
     <mode> closed=<0|1> after=<seconds> received=<bytes> status=<Status|->
 "valid" sends a well-formed GET request and prints the answer's status,
 so a test can prove the responder still serves after the garbage.
@@ -100,7 +103,7 @@ def answer_status(data):
     return "-"
 
 
-def one_connection(path, mode, hold, results, index):
+def one_connection(path, mode, hold, results, index, delay=0.0):
     payload, _ = SHAPES[mode]
     start = time.monotonic()
     try:
@@ -112,6 +115,8 @@ def one_connection(path, mode, hold, results, index):
         return
     data, closed = b"", 0
     try:
+        if delay > 0:
+            time.sleep(delay)
         s.sendall(payload())
         deadline = start + hold
         while True:
@@ -140,6 +145,12 @@ def main():
     ap.add_argument("mode", nargs="?", choices=sorted(SHAPES))
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--hold", type=float, default=5.0)
+    ap.add_argument("--serial", action="store_true",
+                    help="one connection after another, not all at once")
+    ap.add_argument("--idle", type=float, default=0.0,
+                    help="with --serial: seconds without a connection before each")
+    ap.add_argument("--delay", type=float, default=0.0,
+                    help="seconds between connecting and sending")
     ap.add_argument("--list", action="store_true", help="print the modes")
     args = ap.parse_args()
     if args.list:
@@ -150,14 +161,22 @@ def main():
         ap.error("SOCKET and MODE are required")
     if not 1 <= args.count <= 1000:
         ap.error("--count must be 1..1000")
+    if not (0 <= args.idle <= 60 and 0 <= args.delay <= 60):
+        ap.error("--idle and --delay must be 0..60 seconds")
     results = [None] * args.count
-    threads = [threading.Thread(target=one_connection,
-                                args=(args.socket, args.mode, args.hold, results, i))
-               for i in range(args.count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    if args.serial:
+        for i in range(args.count):
+            time.sleep(args.idle)
+            one_connection(args.socket, args.mode, args.hold, results, i, args.delay)
+    else:
+        threads = [threading.Thread(target=one_connection,
+                                    args=(args.socket, args.mode, args.hold, results, i,
+                                          args.delay))
+                   for i in range(args.count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     for line in results:
         print(line)
     return 2 if any("connect-failed" in r for r in results) else 0
