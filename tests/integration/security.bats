@@ -84,7 +84,7 @@ second_stack_start() {
 	local -x STACK_DIR STACK_LOG_DIR DATABASE_URL=$1 TALLY_PORT
 	STACK_DIR=$(mktemp -d /tmp/tally-test-pw.XXXXXX)
 	STACK_LOG_DIR=$STACK_DIR/log
-	TALLY_PORT=$(stack_free_port)
+	TALLY_PORT=$(free_port)
 	echo "$STACK_DIR" >"$BATS_FILE_TMPDIR/second-stack"
 	SECOND_DIR=$STACK_DIR
 	SECOND_URL="http://127.0.0.1:$TALLY_PORT"
