@@ -105,8 +105,8 @@ print(s.getsockname()[1])'
 # wait_until SECONDS COMMAND...: runs the command every 0.1 s until it
 # succeeds (returns 0) or SECONDS (whole seconds, measured on the
 # monotonic clock) have passed (returns 1); the command runs at least
-# once, and once more at the deadline. Its output is left alone: redirect
-# it at the call when it is noise.
+# once, the last time at the deadline or just after it. Its output is
+# left alone: redirect it at the call when it is noise.
 wait_until() {
 	local deadline
 	deadline=$(($(lib_centiseconds) + $1 * 100))
