@@ -5,7 +5,10 @@
 # pass/fail reporter. Sourced by ./dev, scripts/stack.sh, container/*,
 # helm/check, tests/bench/run, tests/rehearsal/run, tests/tools/* and the
 # bats helpers. Defines functions and variables only; running it does
-# nothing.
+# nothing, and sourcing it twice is harmless.
+
+[[ -z ${TALLY_LIB_LOADED:-} ]] || return 0
+TALLY_LIB_LOADED=1
 
 # The responders, one program tally-NAME each. This is the only list in
 # shell; src/request.h, Makefile.am, etc/lighttpd.conf and the chart have
@@ -63,6 +66,17 @@ install_missing() {
 		die "could not install ${missing[*]}"
 }
 
+# install_commands COMMAND:PACKAGE...: installs the package of each command
+# that is not on PATH, for tools a machine may have from elsewhere (node
+# and npm from NodeSource, say, where Debian's npm would conflict).
+install_commands() {
+	local pair pkgs=()
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null || pkgs+=("${pair#*:}")
+	done
+	((${#pkgs[@]} == 0)) || install_missing "${pkgs[@]}"
+}
+
 # Puts PostgreSQL's server programs (initdb, pg_ctl, postgres: outside
 # PATH on Debian) and /usr/sbin on PATH; stops with a clear message when
 # PostgreSQL is not installed.
@@ -89,16 +103,37 @@ print(s.getsockname()[1])'
 # --- bounded waits -----------------------------------------------------------
 
 # wait_until SECONDS COMMAND...: runs the command every 0.1 s until it
-# succeeds (returns 0) or SECONDS have passed (returns 1). The command's
-# output is left alone; redirect it at the call when it is noise.
+# succeeds (returns 0) or SECONDS (whole seconds, measured on the
+# monotonic clock) have passed (returns 1); the command runs at least
+# once, the last time at the deadline or just after it. Its output is
+# left alone: redirect it at the call when it is noise.
 wait_until() {
-	local seconds=$1 deadline
+	local deadline
+	deadline=$(($(lib_centiseconds) + $1 * 100))
 	shift
-	deadline=$((SECONDS + seconds))
 	until "$@"; do
-		((SECONDS < deadline)) || return 1
+		(($(lib_centiseconds) < deadline)) || return 1
 		sleep 0.1
 	done
+}
+
+# Prints the time since boot in hundredths of a second (/proc/uptime:
+# monotonic, unlike the wall clock).
+lib_centiseconds() {
+	local up _
+	read -r up _ </proc/uptime
+	echo $((10#${up/./}))
+}
+
+# wait_child PID: waits for a child of this shell until it is gone (a
+# trapped signal ends "wait" early); returns its exit status.
+wait_child() {
+	local pid=$1 rc=0
+	while :; do
+		wait "$pid" && rc=0 || rc=$?
+		kill -0 "$pid" 2>/dev/null || break
+	done
+	return "$rc"
 }
 
 # Is the process gone?

@@ -2,7 +2,8 @@
 # tally - stack.sh: starts and stops tally's parts: a private PostgreSQL
 # cluster, the schema step, the responders under spawn-fcgi and lighttpd.
 # Sourced by ./dev, the integration tests, the benchmark and the container
-# entrypoint, so all of them run the stack the same way.
+# entrypoint, so all of them run the stack the same way. Sources lib.sh,
+# which is installed beside it.
 #
 # Inputs (environment):
 #   STACK_DIR        where the stack keeps its state (required)
@@ -18,8 +19,13 @@
 # Layout under STACK_DIR:
 #   pg/data, pg/socket   the private cluster (unix socket only)
 #   run/                 0750: the responders' sockets (0660), stats, pids
+#
+# Each responder runs under a keeper loop (stack_keeper) that starts it
+# again when it dies; the responder's own parent process in turn keeps its
+# worker processes running (TALLY_PROCESSES, see the README).
 
-STACK_RESPONDERS=(time read write healthz metrics)
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- who runs the stack ---------------------------------------------------
 
@@ -74,22 +80,14 @@ stack_check_access() {
 	local path
 	for path in "$@"; do
 		if ! stack_as_user test -r "$path"; then
-			echo "stack: user $STACK_USER cannot read $path;" \
-				"put the checkout where $STACK_USER can reach it" >&2
+			say "user $STACK_USER cannot read $path;" \
+				"put the checkout where $STACK_USER can reach it"
 			return 1
 		fi
 	done
 }
 
 # --- small helpers ---------------------------------------------------------
-
-# Prints a TCP port on 127.0.0.1 that is free now.
-stack_free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
 
 # Where a part's output goes: its log file, or stderr.
 stack_log_target() {
@@ -99,29 +97,6 @@ stack_log_target() {
 	else
 		echo /dev/stderr
 	fi
-}
-
-# Waits until a URL answers (any HTTP status), at most $2 seconds.
-stack_wait_http() {
-	local url=$1 seconds=${2:-10} i
-	for ((i = 0; i < seconds * 10; i++)); do
-		if curl -s -o /dev/null --max-time 1 "$url"; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "stack: $url did not answer within ${seconds}s" >&2
-	return 1
-}
-
-# Waits until a process has exited, at most $2 seconds. Returns 1 if not.
-stack_wait_exit() {
-	local pid=$1 seconds=${2:-10} i
-	for ((i = 0; i < seconds * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 stack_pidfile() {
@@ -186,20 +161,26 @@ stack_migrate() {
 
 # --- responders --------------------------------------------------------------
 
-# Keeps one responder running under spawn-fcgi in the foreground: if its
-# supervisor process dies it is started again; TERM stops it for good.
-stack_supervise() {
-	local name=$1 sock=$2 child=0 stopping=0
-	trap 'stopping=1; [[ $child -gt 0 ]] && kill -TERM "$child" 2>/dev/null' TERM INT
+# The keeper loop: keeps one responder running under spawn-fcgi in the
+# foreground (spawn-fcgi -n execs the responder in its place, so the
+# loop's child is the responder's parent process). A responder that dies
+# or fails is started again after 0.2 s; one that exits 0 has stopped
+# because it was told to (SIGTERM or SIGINT, from whoever sent it) and is
+# not. TERM, INT or HUP to the loop stop the responder and the loop.
+stack_keeper() {
+	local name=$1 sock=$2 child=0 stopping=0 rc
+	trap 'stopping=1; [[ $child -gt 0 ]] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
 	while ((stopping == 0)); do
 		# shellcheck disable=SC2086 # the wrapper is a command line
 		(stack_exec_as_user spawn-fcgi -n -s "$sock" -M 0660 -- \
 			${TALLY_RESPONDER_WRAPPER:-} "$TALLY_BIN_DIR/tally-$name") &
 		child=$!
-		wait "$child" || true
-		# wait returns early when a trapped signal arrives
-		while kill -0 "$child" 2>/dev/null; do wait "$child" || true; done
+		wait_child "$child" && rc=0 || rc=$?
 		child=0
+		if ((rc == 0 && stopping == 0)); then
+			say "tally-$name exited 0, as it does when told to stop; not starting it again"
+		fi
+		((rc == 0)) && break
 		((stopping == 0)) && sleep 0.2
 	done
 }
@@ -209,27 +190,18 @@ stack_responders_start() {
 	stack_mkdir 0750 "$STACK_DIR/run"
 	export TALLY_RUN_DIR="$STACK_DIR/run" TALLY_SOCKET_DIR="$STACK_DIR/run"
 	rm -f "$STACK_DIR/run/stats"
-	for name in "${STACK_RESPONDERS[@]}"; do
+	for name in "${TALLY_RESPONDERS[@]}"; do
 		rm -f "$STACK_DIR/run/$name.sock"
 		log=$(stack_log_target "$name")
 		# fd 3 closed: bats waits for whoever holds it open.
-		stack_supervise "$name" "$STACK_DIR/run/$name.sock" \
+		stack_keeper "$name" "$STACK_DIR/run/$name.sock" \
 			>>"$log" 2>&1 </dev/null 3>&- &
 		echo $! >"$(stack_pidfile "$name")"
 	done
-	for name in "${STACK_RESPONDERS[@]}"; do
-		stack_wait_socket "$STACK_DIR/run/$name.sock" 10
+	for name in "${TALLY_RESPONDERS[@]}"; do
+		wait_until 10 test -S "$STACK_DIR/run/$name.sock" ||
+			{ say "$STACK_DIR/run/$name.sock did not appear within 10s"; return 1; }
 	done
-}
-
-stack_wait_socket() {
-	local sock=$1 seconds=$2 i
-	for ((i = 0; i < seconds * 10; i++)); do
-		[[ -S $sock ]] && return 0
-		sleep 0.1
-	done
-	echo "stack: $sock did not appear within ${seconds}s" >&2
-	return 1
 }
 
 # --- lighttpd ----------------------------------------------------------------
@@ -245,7 +217,8 @@ stack_lighttpd_start() {
 	(stack_exec_as_user bash -c 'exec lighttpd -D -f "$1" 2> >(exec cat >&2)' \
 		lighttpd "$TALLY_CONF_DIR/lighttpd.conf") >>"$log" 2>&1 </dev/null 3>&- &
 	echo $! >"$(stack_pidfile lighttpd)"
-	stack_wait_http "http://$TALLY_LISTEN:$TALLY_PORT/livez" 15
+	wait_until 15 http_answers "http://$TALLY_LISTEN:$TALLY_PORT/livez" ||
+		{ say "http://$TALLY_LISTEN:$TALLY_PORT/livez did not answer within 15s"; return 1; }
 }
 
 # --- the whole stack -----------------------------------------------------------
@@ -267,14 +240,25 @@ stack_start() {
 	stack_lighttpd_start
 }
 
+# Returns when lighttpd has exited. The caller's traps run meanwhile: the
+# pause between checks is a child, STACK_IDLE_PID, for them to stop.
+stack_idle() {
+	while ! pid_gone "$(<"$(stack_pidfile lighttpd)")"; do
+		sleep 1 &
+		STACK_IDLE_PID=$!
+		wait "$STACK_IDLE_PID" || true
+	done
+	STACK_IDLE_PID=
+}
+
 # Sends a signal to a part started by this file and waits for it.
 stack_stop_part() {
 	local name=$1 sig=$2 seconds=$3 pidfile pid
 	pidfile=$(stack_pidfile "$name")
 	[[ -f $pidfile ]] || return 0
 	pid=$(<"$pidfile")
-	if kill -"$sig" "$pid" 2>/dev/null && ! stack_wait_exit "$pid" "$seconds"; then
-		echo "stack: $name did not stop in ${seconds}s; killing it" >&2
+	if kill -"$sig" "$pid" 2>/dev/null && ! wait_until "$seconds" pid_gone "$pid"; then
+		say "$name did not stop in ${seconds}s; killing it"
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
 	rm -f "$pidfile"
@@ -285,7 +269,7 @@ stack_stop_part() {
 stack_stop() {
 	local name pids=()
 	stack_stop_part lighttpd INT 15
-	for name in "${STACK_RESPONDERS[@]}"; do
+	for name in "${TALLY_RESPONDERS[@]}"; do
 		stack_stop_part "$name" TERM 15 &
 		pids+=($!)
 	done

@@ -1,15 +1,7 @@
 #!/usr/bin/env bats
-# tally - the API of issue 2, through lighttpd, against real parts.
+# tally - the API, through lighttpd, against real parts.
 
 load ../lib/helpers
-
-setup_file() {
-	tally_stack_start
-}
-
-teardown_file() {
-	tally_stack_stop
-}
 
 assert_api_headers() {
 	assert_equal "$(header content-type)" "application/json"
@@ -124,16 +116,7 @@ assert_api_headers() {
 }
 
 @test "200 concurrent POSTs get 200 distinct values and the counter ends 200 higher" {
-	local before out
-	before=$(counter_value)
-	out=$(mktemp)
-	seq 200 | xargs -P 50 -I{} curl -s --max-time 30 -d '' "$TALLY_URL/write" >"$out"
-	assert_equal "$(jq -s 'length' "$out")" 200
-	assert_equal "$(jq -r .counter "$out" | sort -n | uniq | wc -l)" 200
-	assert_equal "$(jq -s 'map(.counter) | min' "$out")" "$((before + 1))"
-	assert_equal "$(jq -s 'map(.counter) | max' "$out")" "$((before + 200))"
-	assert_equal "$(counter_value)" "$((before + 200))"
-	rm -f "$out"
+	assert_concurrent_writes 200 50
 }
 
 @test "database down: 503 JSON with Retry-After within seconds; back up: the same responders serve again" {
@@ -158,13 +141,7 @@ assert_api_headers() {
 	assert_equal "$HTTP_BODY" '{"error":"database unavailable"}'
 
 	stack_pg_start
-	local i ok=0
-	for ((i = 0; i < 50; i++)); do
-		http GET /read
-		if [[ $HTTP_STATUS == 200 ]]; then ok=1; break; fi
-		sleep 0.1
-	done
-	assert_equal "$ok" 1
+	wait_until 5 answers_200 GET /read
 	http POST /write -d ''
 	assert_equal "$HTTP_STATUS" 200
 	assert_equal "$(responder_pids)" "$pids_before"

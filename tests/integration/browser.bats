@@ -36,10 +36,6 @@ setup_file() {
 		>"$TALLY_BUILDDIR/tests/e2e/browser.out" 2>&1 || true
 }
 
-teardown_file() {
-	tally_stack_stop
-}
-
 # scenario NAME: passes if browser.js reported NAME ok; otherwise shows
 # why, with the whole run's output.
 scenario() {

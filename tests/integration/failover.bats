@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tally - failover (issue 6): a primary and a streaming standby on loopback
+# tally - failover: a primary and a streaming standby on loopback
 # (unix sockets in private directories), tally given both hosts with
 # target_session_attrs=read-write. Under write load the primary crashes
 # (pg_ctl stop -m immediate) and the standby is promoted: writes resume on

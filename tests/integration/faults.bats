@@ -1,14 +1,10 @@
 #!/usr/bin/env bats
-# tally - faults under load (issue 6): the database stopped and restarted,
+# tally - faults under load: the database stopped and restarted,
 # responder processes killed, ./dev up stopped. Real processes, real damage;
 # every load outcome is kept and checked (tests/lib/load.py).
 
 load ../lib/helpers
 load ../lib/faults
-
-setup_file() {
-	tally_stack_start
-}
 
 teardown() {
 	load_stop_all
@@ -18,7 +14,7 @@ teardown_file() {
 	local dir
 	# a ./dev up that a failed test left running
 	if [[ -f $BATS_FILE_TMPDIR/dev.pid ]] && kill -TERM "$(<"$BATS_FILE_TMPDIR/dev.pid")" 2>/dev/null; then
-		stack_wait_exit "$(<"$BATS_FILE_TMPDIR/dev.pid")" 30 || true
+		wait_until 30 pid_gone "$(<"$BATS_FILE_TMPDIR/dev.pid")" || true
 	fi
 	tally_stack_stop
 	if [[ -f $BATS_FILE_TMPDIR/dev-var-dir ]]; then
@@ -107,17 +103,17 @@ db_outage_under_load() {
 	assert_exact_counts "$file" "$initial" "$(counter_value)"
 }
 
-@test "a responder worker SIGKILLed under load: only its in-flight requests fail; its master starts another" {
-	local master old_workers victim initial file clients=8
-	master=$(responder_master write)
+@test "a responder worker SIGKILLed under load: only its in-flight requests fail; the responder's parent starts another" {
+	local parent old_workers victim initial file clients=8
+	parent=$(responder_parent write)
 	old_workers=$(responder_workers write)
 	victim=$(head -1 <<<"$old_workers")
 	initial=$(counter_value)
 	load_start kill-worker /write POST "$clients"
 	sleep 1
 	kill -KILL "$victim"
-	# the same master replaces it; the other responders are untouched
-	wait_until 5 responder_has_workers write "$master" "$(wc -l <<<"$old_workers")"
+	# the same parent replaces it; the other responders are untouched
+	wait_until 5 responder_has_workers write "$parent" "$(wc -l <<<"$old_workers")"
 	run responder_workers write
 	refute_line "$victim"
 	sleep 1
@@ -132,28 +128,28 @@ db_outage_under_load() {
 	assert_exact_counts "$file" "$initial" "$(counter_value)"
 }
 
-@test "a responder master SIGKILLed under load: stack.sh's restart loop starts it again; service continues" {
-	local master old_workers initial t_kill t_back file
-	master=$(responder_master write)
+@test "a responder's parent process SIGKILLed under load: the stack's keeper loop starts it again; service continues" {
+	local parent old_workers initial t_kill t_back file
+	parent=$(responder_parent write)
 	old_workers=$(responder_workers write)
 	initial=$(counter_value)
-	load_start kill-master /write POST 8
+	load_start kill-parent /write POST 8
 	sleep 1
 	t_kill=$(now)
-	kill -KILL "$master"
-	# its workers stop with it (parent-death signal), a new master and
+	kill -KILL "$parent"
+	# its workers stop with it (parent-death signal), a new parent and
 	# workers take the socket, lighttpd finds them again
 	wait_until 15 answers_200 POST /write
 	t_back=$(now)
 	echo "# writes served again $(seconds_since "$t_kill") s after the kill" >&3
-	[[ $(responder_master write) != "$master" ]]
+	[[ $(responder_parent write) != "$parent" ]]
 	# shellcheck disable=SC2086 # one pid a word
 	wait_until 15 none_alive $old_workers
 	sleep 2
-	load_stop kill-master
-	file=$(load_out kill-master)
+	load_stop kill-parent
+	file=$(load_out kill-parent)
 	# failures only between the kill and the recovery: lighttpd's 500
-	# for the requests in flight, its 503 while the socket had no master
+	# for the requests in flight, its 503 while the socket had no process
 	assert_no_lines "not 200, 500 or 503" "$(outcomes_unexpected "$file" '200|500|503')"
 	assert_equal "$(outcomes_count "$file" '[^2].*' 0 "$t_kill")" 0
 	assert_equal "$(outcomes_count "$file" '[^2].*' "$t_back")" 0
@@ -163,9 +159,10 @@ db_outage_under_load() {
 
 # --- ./dev up -------------------------------------------------------------------
 
-# dev_up_start: runs "./dev up" on the test build, in the background, with
-# its state in DEV_VAR_DIR (kept between tests: the cluster is reused) on a
-# free port; sets DEV_PID and points TALLY_URL at it.
+# dev_up_start [LAUNCHER...]: runs "./dev up" on the test build, in the
+# background (through LAUNCHER, a command that runs its arguments), with
+# its state in DEV_VAR_DIR (kept between tests: the cluster is reused) on
+# a free port; sets DEV_PID and points TALLY_URL at it.
 dev_up_start() {
 	if [[ -f $BATS_FILE_TMPDIR/dev-var-dir ]]; then
 		DEV_VAR_DIR=$(<"$BATS_FILE_TMPDIR/dev-var-dir")
@@ -173,13 +170,13 @@ dev_up_start() {
 		DEV_VAR_DIR=$(mktemp -d /tmp/tally-devup.XXXXXX)
 		echo "$DEV_VAR_DIR" >"$BATS_FILE_TMPDIR/dev-var-dir"
 	fi
-	DEV_PORT=$(stack_free_port)
+	DEV_PORT=$(free_port)
 	TALLY_URL="http://127.0.0.1:$DEV_PORT"
 	env -u DATABASE_URL -u PGHOST -u STACK_DIR -u STACK_LOG_DIR \
 		-u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
 		TALLY_BUILDDIR="$TALLY_BUILDDIR" TALLY_VAR_DIR="$DEV_VAR_DIR" \
 		TALLY_PORT="$DEV_PORT" \
-		"$TALLY_SRCDIR/dev" up >>"$DEV_VAR_DIR.log" 2>&1 </dev/null 3>&- &
+		"$@" "$TALLY_SRCDIR/dev" up >>"$DEV_VAR_DIR.log" 2>&1 </dev/null 3>&- &
 	DEV_PID=$!
 	echo "$DEV_PID" >"$BATS_FILE_TMPDIR/dev.pid"
 	wait_until 60 answers_200 GET /read
@@ -198,7 +195,7 @@ dev_up_stop() {
 	local t0 rc=0
 	t0=$(now)
 	kill -TERM "$DEV_PID"
-	if ! stack_wait_exit "$DEV_PID" 30; then
+	if ! wait_until 30 pid_gone "$DEV_PID"; then
 		echo "# ./dev up still running 30 s after SIGTERM" >&2
 		return 1
 	fi
@@ -210,7 +207,7 @@ dev_up_stop() {
 
 # dev_up_leftovers: prints every process still running with the state
 # directory of that ./dev up in its environment (postgres, lighttpd,
-# spawn-fcgi, responders, restart loops all inherit STACK_DIR).
+# spawn-fcgi, responders, keeper loops all inherit STACK_DIR).
 dev_up_leftovers() {
 	local env pid
 	grep -lzxF "STACK_DIR=$DEV_VAR_DIR" /proc/[0-9]*/environ 2>/dev/null |
@@ -254,15 +251,15 @@ dev_counter() {
 }
 
 @test "./dev up: a SIGKILLed responder comes back; SIGTERM under load loses no accepted request, leaves nothing" {
-	local master restarted initial t_sig file
+	local parent restarted initial t_sig file
 	dev_up_start
-	# its supervisor starts a killed responder again
-	master=$(STACK_DIR=$DEV_VAR_DIR responder_master time)
-	[[ -n $master ]]
-	kill -KILL "$master"
+	# its keeper loop starts a killed responder again
+	parent=$(STACK_DIR=$DEV_VAR_DIR responder_parent time)
+	[[ -n $parent ]]
+	kill -KILL "$parent"
 	wait_until 15 answers_200 GET /time
-	restarted=$(STACK_DIR=$DEV_VAR_DIR responder_master time)
-	[[ -n $restarted && $restarted != "$master" ]]
+	restarted=$(STACK_DIR=$DEV_VAR_DIR responder_parent time)
+	[[ -n $restarted && $restarted != "$parent" ]]
 
 	initial=$(dev_counter_live)
 	load_start dev-write /write POST 8
@@ -293,4 +290,34 @@ dev_counter() {
 	file=$(load_out dev-write)
 	assert_equal "$(dev_counter)" "$((initial + $(outcomes_count "$file" 200)))"
 	assert_no_lines "counter values answered twice" "$(outcomes_duplicates "$file")"
+}
+
+# no_dev_up_leftovers: true when no process of that ./dev up runs.
+no_dev_up_leftovers() {
+	[[ -z $(dev_up_leftovers) ]]
+}
+
+@test "./dev up started with SIGINT ignored, as a script's background job: SIGINT to its process group stops everything" {
+	local pgid rc=0
+	# its own session and process group, SIGINT ignored from the start
+	# shellcheck disable=SC2016 # expanded by the launched shell
+	dev_up_start setsid bash -c 'trap "" INT; exec "$@"' dev-up
+	pgid=$(ps -o pgid= -p "$DEV_PID" | tr -d ' ')
+	assert_equal "$pgid" "$DEV_PID"
+	# lighttpd and the responders are in that group too
+	(($(pgrep -c -g "$pgid" '^(lighttpd|tally-)') > ${#TALLY_RESPONDERS[@]}))
+	# what a terminal's Ctrl-C does: SIGINT to every process of the group
+	kill -INT -- "-$pgid"
+	if ! wait_until 30 pid_gone "$DEV_PID"; then
+		echo "# ./dev up still running 30 s after SIGINT to its group" >&2
+		return 1
+	fi
+	wait "$DEV_PID" || rc=$?
+	rm -f "$BATS_FILE_TMPDIR/dev.pid"
+	assert_equal "$rc" 0
+	# no lighttpd, responder, spawn-fcgi, keeper loop or postgres left
+	wait_until 15 no_dev_up_leftovers ||
+		assert_no_lines "left running after ./dev up stopped" "$(dev_up_leftovers)"
+	dev_up_dead_sockets
+	[[ ! -e $DEV_VAR_DIR/pg/data/postmaster.pid ]]
 }

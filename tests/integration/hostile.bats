@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tally - hostile input (issue 6): every method on every path, oversized
+# tally - hostile input: every method on every path, oversized
 # bodies and headers, odd paths, X-Forwarded-For garbage, idle and slow
 # connections, and garbage FastCGI records written straight to the
 # responders' sockets. The service must refuse cleanly, answer valid JSON,
@@ -14,10 +14,6 @@ setup_file() {
 	export TALLY_TRUSTED_PROXIES="127.0.0.0/8, 10.0.0.0/8"
 	export TALLY_IO_TIMEOUT=2 TALLY_THREADS=4 TALLY_PROCESSES=2
 	tally_stack_start
-}
-
-teardown_file() {
-	tally_stack_stop
 }
 
 PATHS=(/time /read /write /healthz /livez /metrics)
@@ -182,7 +178,7 @@ fcgi_raw() {
 	local before counter name mode
 	before=$(responder_pids)
 	counter=$(counter_value)
-	for name in "${STACK_RESPONDERS[@]}"; do
+	for name in "${TALLY_RESPONDERS[@]}"; do
 		for mode in garbage http bad-version unknown-type zero-id bad-role \
 			params-no-begin huge-lengths abort; do
 			run fcgi_raw "$STACK_DIR/run/$name.sock" "$mode" --count 2 --hold 5

@@ -1,15 +1,7 @@
 #!/usr/bin/env bats
-# tally - POST /write with an Idempotency-Key never counts twice (issue 8).
+# tally - POST /write with an Idempotency-Key never counts twice.
 
 load ../lib/helpers
-
-setup_file() {
-	tally_stack_start
-}
-
-teardown_file() {
-	tally_stack_stop
-}
 
 @test "the same key twice: one increment, the same value, the replay header" {
 	local before first

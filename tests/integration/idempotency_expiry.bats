@@ -1,16 +1,12 @@
 #!/usr/bin/env bats
 # tally - Idempotency-Key retention: expired keys count again and are
-# removed in the background (issue 8). A short retention, on its own stack.
+# removed in the background. A short retention, on its own stack.
 
 load ../lib/helpers
 
 setup_file() {
 	export TALLY_IDEMPOTENCY_RETENTION=3
 	tally_stack_start
-}
-
-teardown_file() {
-	tally_stack_stop
 }
 
 @test "expiry: after the retention period a key counts again" {

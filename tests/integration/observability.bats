@@ -17,10 +17,6 @@ setup_file() {
 	tally_stack_start
 }
 
-teardown_file() {
-	tally_stack_stop
-}
-
 # A test that fails while the database is stopped must not leave it so.
 teardown() {
 	[[ -f $(stack_pg_data)/postmaster.pid ]] || stack_pg_start
@@ -28,7 +24,6 @@ teardown() {
 
 RULES_DIR="$TALLY_SRCDIR/etc/prometheus"
 DASHBOARD="$TALLY_SRCDIR/etc/grafana/tally.json"
-RESPONDER_LOGS=(time read write healthz metrics)
 
 # scrape: GET /metrics into METRICS.
 scrape() {
@@ -305,7 +300,7 @@ EOF
 
 @test "responder logs: every line is a JSON object with time, level and msg" {
 	local name bad
-	for name in "${RESPONDER_LOGS[@]}"; do
+	for name in "${TALLY_RESPONDERS[@]}"; do
 		[[ -s $STACK_LOG_DIR/$name.log ]] || fail "$name.log is empty"
 		# prints the lines that are not such an object
 		bad=$(jq -R -r '. as $line | (try fromjson catch null) as $o

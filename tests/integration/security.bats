@@ -1,15 +1,11 @@
 #!/usr/bin/env bats
-# tally - security (issue 6): responders refuse root, sockets are private
+# tally - security: responders refuse root, sockets are private
 # to the stack's user, the database password never shows in a log, an
 # error or an answer, and the page and the API carry security headers.
 # SECURITY.md states the threat model these tests check.
 
 load ../lib/helpers
 load ../lib/faults
-
-setup_file() {
-	tally_stack_start
-}
 
 teardown_file() {
 	tally_stack_stop
@@ -42,7 +38,7 @@ private_dir() {
 @test "responders refuse to run as root or with group root, saying why" {
 	local name dir
 	dir=$(private_dir)
-	for name in "${STACK_RESPONDERS[@]}"; do
+	for name in "${TALLY_RESPONDERS[@]}"; do
 		run timeout 10 python3 -c "$SOCKET_ON_STDIN" "$dir/$name-root.sock" \
 			"$TALLY_BIN_DIR/tally-$name"
 		assert_equal "$name as root: $status" "$name as root: 1"
@@ -75,7 +71,7 @@ s.connect(sys.argv[1])' "$sock"
 		assert_failure
 		assert_output --partial "PermissionError"
 	done
-	assert_equal "$(find "$STACK_DIR/run" -name '*.sock' | wc -l)" "${#STACK_RESPONDERS[@]}"
+	assert_equal "$(find "$STACK_DIR/run" -name '*.sock' | wc -l)" "${#TALLY_RESPONDERS[@]}"
 	# the shared metrics segment is not world-readable either
 	[[ $(stat -c '%a' "$STACK_DIR/run/stats") != *[1-7] ]]
 }
@@ -88,7 +84,7 @@ second_stack_start() {
 	local -x STACK_DIR STACK_LOG_DIR DATABASE_URL=$1 TALLY_PORT
 	STACK_DIR=$(mktemp -d /tmp/tally-test-pw.XXXXXX)
 	STACK_LOG_DIR=$STACK_DIR/log
-	TALLY_PORT=$(stack_free_port)
+	TALLY_PORT=$(free_port)
 	echo "$STACK_DIR" >"$BATS_FILE_TMPDIR/second-stack"
 	SECOND_DIR=$STACK_DIR
 	SECOND_URL="http://127.0.0.1:$TALLY_PORT"

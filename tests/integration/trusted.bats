@@ -1,15 +1,11 @@
 #!/usr/bin/env bats
-# tally - TALLY_TRUSTED_PROXIES changes user_ip as specified (issue 2).
+# tally - TALLY_TRUSTED_PROXIES changes user_ip as the README describes.
 
 load ../lib/helpers
 
 setup_file() {
 	export TALLY_TRUSTED_PROXIES="127.0.0.0/8, 10.0.0.0/8, fd00::/8"
 	tally_stack_start
-}
-
-teardown_file() {
-	tally_stack_stop
 }
 
 user_ip_for() {

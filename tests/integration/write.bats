@@ -1,17 +1,9 @@
 #!/usr/bin/env bats
-# tally - the combined write path (issue 3): concurrent increments share one
+# tally - the combined write path: concurrent increments share one
 # UPDATE ... + k RETURNING, yet every answer is distinct, every acknowledged
 # increment is durable, and a failed batch counts nothing.
 
 load ../lib/helpers
-
-setup_file() {
-	tally_stack_start
-}
-
-teardown_file() {
-	tally_stack_stop
-}
 
 # The number of UPDATE statements the responders have run so far.
 increment_statements() {
@@ -20,21 +12,13 @@ increment_statements() {
 }
 
 @test "1000 concurrent POSTs: combined into fewer statements, 1000 distinct values, exact count" {
-	local before stmts_before stmts out
-	before=$(counter_value)
+	local stmts_before stmts
 	stmts_before=$(increment_statements)
-	out=$(mktemp)
-	seq 1000 | xargs -P 64 -I{} curl -s --max-time 30 -d '' "$TALLY_URL/write" >"$out"
-	assert_equal "$(jq -s length "$out")" 1000
-	assert_equal "$(jq -r .counter "$out" | sort -un | wc -l)" 1000
-	assert_equal "$(jq -s 'map(.counter) | min' "$out")" "$((before + 1))"
-	assert_equal "$(jq -s 'map(.counter) | max' "$out")" "$((before + 1000))"
-	assert_equal "$(counter_value)" "$((before + 1000))"
+	assert_concurrent_writes 1000 64
 	stmts=$(($(increment_statements) - stmts_before))
 	echo "# 1000 increments took $stmts UPDATE statements" >&3
 	[ "$stmts" -ge 1 ]
 	[ "$stmts" -lt 1000 ]
-	rm -f "$out"
 }
 
 @test "acknowledged increments survive a crash of the database" {

@@ -3,7 +3,8 @@
 # (load after helpers): background load whose every outcome is kept
 # (tests/lib/load.py), checks over those outcomes, and the responders'
 # process tree as scripts/stack.sh builds it:
-#   run/<name>.pid = restart loop -> responder master -> worker processes
+#   run/<name>.pid = the stack's keeper loop -> the responder's parent
+#   process -> its worker processes
 
 TALLY_TEST_LIB="$TALLY_SRCDIR/tests/lib"
 
@@ -15,19 +16,6 @@ now() {
 # seconds_since T: how many seconds (with a fraction) have passed since T.
 seconds_since() {
 	awk -v t="$1" -v n="$(now)" 'BEGIN { printf "%.3f\n", n - t }'
-}
-
-# wait_until SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds;
-# fails after SECONDS.
-wait_until() {
-	local seconds=$1 i
-	shift
-	for ((i = 0; i < seconds * 10; i++)); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	echo "# not true within ${seconds}s: $*" >&2
-	return 1
 }
 
 # --- load --------------------------------------------------------------------
@@ -140,10 +128,10 @@ assert_exact_counts() {
 
 # --- responder processes -----------------------------------------------------
 
-# responder_has_workers NAME MASTER COUNT: true when MASTER is NAME's master
-# and has COUNT workers.
+# responder_has_workers NAME PARENT COUNT: true when PARENT is NAME's
+# parent process and has COUNT workers.
 responder_has_workers() {
-	[[ $(responder_master "$1") == "$2" ]] &&
+	[[ $(responder_parent "$1") == "$2" ]] &&
 		(($(responder_workers "$1" | wc -l) == $3))
 }
 
@@ -151,15 +139,6 @@ responder_has_workers() {
 none_alive() {
 	local pid
 	for pid in "$@"; do
-		kill -0 "$pid" 2>/dev/null && return 1
+		pid_gone "$pid" || return 1
 	done
-	return 0
-}
-
-# answers_200 METHOD PATH: true when one request answers 200.
-answers_200() {
-	local method=$1 path=$2 args=()
-	[[ $method == POST ]] && args=(-d '')
-	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X "$method" \
-		"${args[@]}" "$TALLY_URL$path") == 200 ]]
 }

@@ -2,10 +2,12 @@
 # tally - helpers for the bats integration tests. Each test file starts
 # its own stack in setup_file: a throwaway PostgreSQL cluster, the real
 # responders under spawn-fcgi and lighttpd on a free loopback port, all
-# through scripts/stack.sh, the same code ./dev up runs.
+# through scripts/stack.sh, the same code ./dev up runs. Loading this file
+# gives a file that default setup_file and teardown_file (below); a file
+# that needs settings exports them in a setup_file of its own:
 #
-#   setup_file()    { tally_stack_start; }
-#   teardown_file() { tally_stack_stop; }
+#   load ../lib/helpers
+#   setup_file() { export TALLY_PROCESSES=3; tally_stack_start; }
 #   @test "..." { http GET /time; [ "$HTTP_STATUS" = 200 ]; }
 
 bats_load_library bats-support
@@ -14,29 +16,28 @@ bats_load_library bats-assert
 : "${TALLY_SRCDIR:=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}"
 : "${TALLY_BUILDDIR:=$TALLY_SRCDIR}"
 
+# The stack's functions (scripts/stack.sh, which brings scripts/lib.sh)
+# and its inputs for this build.
 tally_stack_env() {
 	# shellcheck source=../../scripts/stack.sh
 	source "$TALLY_SRCDIR/scripts/stack.sh"
 	export TALLY_BIN_DIR="$TALLY_BUILDDIR/src" TALLY_SQL_DIR="$TALLY_SRCDIR/sql" \
 		TALLY_WWW_DIR="$TALLY_SRCDIR/www" TALLY_CONF_DIR="$TALLY_SRCDIR/etc"
-	# PostgreSQL's server programs live outside PATH on Debian.
-	if ! command -v initdb >/dev/null; then
-		PATH="$(find /usr/lib/postgresql -maxdepth 3 -name initdb -printf '%h\n' | sort -V | tail -1):$PATH"
-	fi
-	export PATH="$PATH:/usr/sbin:/sbin"
+	pg_path
 }
 
 # Starts a whole stack for this test file; exports TALLY_URL, STACK_DIR,
 # STACK_LOG_DIR and DATABASE_URL. Extra TALLY_* settings may be exported
 # before calling it. tally_stack_start DATABASE_URL uses that database
 # instead of a private cluster.
+# shellcheck disable=SC2120 # failover.bats names a database
 tally_stack_start() {
 	local database=${1:-}
 	tally_stack_env
 	STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tally-test.XXXXXX")
 	export STACK_DIR STACK_LOG_DIR="$STACK_DIR/log"
 	export TALLY_LISTEN=127.0.0.1 TALLY_PORT
-	TALLY_PORT=$(stack_free_port)
+	TALLY_PORT=$(free_port)
 	export TALLY_URL="http://127.0.0.1:$TALLY_PORT"
 	unset DATABASE_URL PGHOST
 	if [[ -n $database ]]; then export DATABASE_URL=$database; fi
@@ -55,6 +56,17 @@ tally_stack_stop() {
 	else
 		rm -rf "$STACK_DIR"
 	fi
+}
+
+# The defaults of a test file: one stack for all its tests. A file that
+# defines its own replaces them.
+setup_file() {
+	# shellcheck disable=SC2119 # no database named: a private cluster
+	tally_stack_start
+}
+
+teardown_file() {
+	tally_stack_stop
 }
 
 # http METHOD PATH [curl options...]: sets HTTP_STATUS, HTTP_BODY and
@@ -82,10 +94,11 @@ psql_tally() {
 	stack_as_user psql -X -q -tA -d "$DATABASE_URL" -c "$1"
 }
 
-# responder_master NAME: the pid of a responder's master process: the
-# restart loop's child, unless that is the loop's pause between restarts.
-# (Not matched by name: under a TALLY_RESPONDER_WRAPPER it is valgrind's.)
-responder_master() {
+# responder_parent NAME: the pid of a responder's parent process (the
+# one that keeps its TALLY_PROCESSES workers running): the stack's keeper
+# loop's child, unless that is the loop's pause between restarts. (Not
+# matched by name: under a TALLY_RESPONDER_WRAPPER it is valgrind's.)
+responder_parent() {
 	local loop pid
 	loop=$(<"$STACK_DIR/run/$1.pid")
 	for pid in $(pgrep -P "$loop"); do
@@ -95,19 +108,41 @@ responder_master() {
 
 # responder_workers NAME: the pids of a responder's worker processes.
 responder_workers() {
-	local master
-	master=$(responder_master "$1")
-	[[ -n $master ]] || return 0
-	pgrep -P "$master" || true
+	local parent
+	parent=$(responder_parent "$1")
+	[[ -n $parent ]] || return 0
+	pgrep -P "$parent" || true
 }
 
-# responder_pids: every responder's master and workers, one line each, so
+# responder_pids: every responder's parent and workers, one line each, so
 # two calls compare equal only if no responder process was replaced.
 responder_pids() {
 	local name
-	for name in "${STACK_RESPONDERS[@]}"; do
-		echo "$name $(responder_master "$name") $(responder_workers "$name" | sort -n | tr '\n' ' ')"
+	for name in "${TALLY_RESPONDERS[@]}"; do
+		echo "$name $(responder_parent "$name") $(responder_workers "$name" | sort -n | tr '\n' ' ')"
 	done
+}
+
+# answers_200 METHOD PATH: true when one request answers 200.
+answers_200() {
+	local method=$1 path=$2 args=()
+	[[ $method == POST ]] && args=(-d '')
+	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X "$method" \
+		"${args[@]}" "$TALLY_URL$path") == 200 ]]
+}
+
+# assert_concurrent_writes N CLIENTS: N POST /write, CLIENTS at a time,
+# get N distinct values, from the counter before them + 1 to + N, and
+# leave the counter N higher.
+assert_concurrent_writes() {
+	local n=$1 clients=$2 before out="$BATS_TEST_TMPDIR/concurrent-writes"
+	before=$(counter_value)
+	seq "$n" | xargs -P "$clients" -I{} curl -s --max-time 30 -d '' "$TALLY_URL/write" >"$out"
+	assert_equal "$(jq -s length "$out")" "$n"
+	assert_equal "$(jq -r .counter "$out" | sort -un | wc -l)" "$n"
+	assert_equal "$(jq -s 'map(.counter) | min' "$out")" "$((before + 1))"
+	assert_equal "$(jq -s 'map(.counter) | max' "$out")" "$((before + n))"
+	assert_equal "$(counter_value)" "$((before + n))"
 }
 
 # write_with_key KEY: POST /write with an Idempotency-Key.
@@ -129,16 +164,5 @@ tally_stack_env
 # raw_http REQUEST_TEXT: sends bytes as they are (HTTP/1.0, so the server
 # closes) and prints the whole answer, headers and body.
 raw_http() {
-	python3 - "$TALLY_PORT" "$1" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-s.sendall(sys.argv[2].encode("latin-1"))
-data = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.write(data.decode("latin-1"))
-PY
+	python3 "$TALLY_SRCDIR/tests/lib/raw_http.py" "$TALLY_PORT" "$1"
 }

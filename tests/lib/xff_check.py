@@ -22,8 +22,9 @@ import argparse
 import ipaddress
 import json
 import random
-import socket
 import sys
+
+from raw_http import exchange
 
 BODY_MAX = 2048
 CHAIN_MAX = 32
@@ -83,14 +84,7 @@ def ask(host, port, xff_values):
     head = b"GET /time HTTP/1.0\r\nHost: 127.0.0.1\r\n"
     for value in xff_values:
         head += b"X-Forwarded-For: " + value + b"\r\n"
-    with socket.create_connection((host, port), timeout=10) as s:
-        s.sendall(head + b"\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    data = exchange(host, port, head + b"\r\n")
     headers, _, body = data.partition(b"\r\n\r\n")
     status = int(headers.split(b" ", 2)[1])
     return status, body

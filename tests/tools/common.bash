@@ -1,77 +1,21 @@
 # shellcheck shell=bash
 # tally - what the tool scripts share (tests/tools/sanitize,
 # tests/tools/valgrind, tests/fuzz/run, tests/lint/run): a build tree of
-# their own, results counted as "ok"/"not ok" lines and one last line
-# "N passed, N failed".
+# their own. Their results go through scripts/lib.sh's reporter
+# (report_init NAME, report_check, report_finish, ...): "ok"/"not ok"
+# lines and one last line "N passed, N failed".
 
 shopt -s inherit_errexit
 
 TOOLS_SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-TOOLS_PASSED=0
-TOOLS_FAILED=0
-TOOLS_FINISHED=0
-TOOLS_NAME=tools
-
-# tools_init NAME: names the script in its messages. A script that stops
-# early (an error, a signal) still ends with the summary line, counting
-# the stop as one failure.
-tools_init() {
-	TOOLS_NAME=$1
-	trap tools_on_exit EXIT
-}
-
-tools_on_exit() {
-	local rc=$?
-	if ((TOOLS_FINISHED == 0)); then
-		tools_log "stopped before the end (status $rc)"
-		echo "$TOOLS_PASSED passed, $((TOOLS_FAILED + 1)) failed"
-		((rc != 0)) || rc=1
-	fi
-	exit "$rc"
-}
-
-tools_log() {
-	printf '%s: %s\n' "$TOOLS_NAME" "$*" >&2
-}
-
-tools_die() {
-	tools_log "$*"
-	exit 1
-}
-
-tools_pass() {
-	TOOLS_PASSED=$((TOOLS_PASSED + 1))
-	printf 'ok - %s\n' "$*"
-}
-
-tools_fail() {
-	TOOLS_FAILED=$((TOOLS_FAILED + 1))
-	printf 'not ok - %s\n' "$*"
-}
-
-# Prints the summary line; fails when anything failed.
-tools_finish() {
-	TOOLS_FINISHED=1
-	echo "$TOOLS_PASSED passed, $TOOLS_FAILED failed"
-	((TOOLS_FAILED == 0))
-}
-
-# Runs a check: "ok" when the command succeeds, else "not ok".
-tools_check() {
-	local what=$1
-	shift
-	if "$@"; then
-		tools_pass "$what"
-	else
-		tools_fail "$what"
-	fi
-}
+# shellcheck source=../../scripts/lib.sh
+source "$TOOLS_SRCDIR/scripts/lib.sh"
 
 # Makes a work directory (prints it). Other users must be able to read
 # it: the integration stacks run as the system user "tally".
 tools_workdir() {
 	local dir
-	dir=$(mktemp -d "${TMPDIR:-/tmp}/tally-$TOOLS_NAME.XXXXXX")
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/tally-$LIB_NAME.XXXXXX")
 	chmod 0755 "$dir"
 	echo "$dir"
 }
@@ -83,7 +27,7 @@ tools_workdir() {
 tools_copy_sources() {
 	local dest=$1 f
 	git -C "$TOOLS_SRCDIR" rev-parse --git-dir >/dev/null 2>&1 ||
-		tools_die "$TOOLS_SRCDIR is configured in place and is no git checkout: run 'make distclean' there first"
+		die "$TOOLS_SRCDIR is configured in place and is no git checkout: run 'make distclean' there first"
 	mkdir -p "$dest"
 	git -C "$TOOLS_SRCDIR" ls-files -z --cached --others --exclude-standard |
 		while IFS= read -r -d '' f; do
@@ -106,7 +50,7 @@ tools_source_tree() {
 	fi
 	tools_copy_sources "$work/source"
 	(cd "$work/source" && autoreconf -fi >/dev/null 2>&1) ||
-		tools_die "autoreconf failed in $work/source"
+		die "autoreconf failed in $work/source"
 	echo "$work/source"
 }
 
@@ -118,6 +62,29 @@ tools_configure() {
 	src=$(tools_source_tree "$work")
 	mkdir -p "$work/build"
 	(cd "$work/build" && "$src/configure" -q "$@") >&2 ||
-		tools_die "configure $* failed"
+		die "configure $* failed"
 	echo "$work/build"
+}
+
+# tools_make BUILD LOG WHAT [TARGET...]: make in BUILD, its output in LOG;
+# when it fails, shows the end of LOG and stops with "WHAT failed".
+tools_make() {
+	local build=$1 log=$2 what=$3
+	shift 3
+	make -C "$build" -j"$(nproc)" "$@" >"$log" 2>&1 && return 0
+	tail -n 40 "$log" >&2
+	die "$what failed"
+}
+
+# tools_finish WORK GIVEN: ends the checks (report_finish, which fails
+# when one failed). WORK is removed when every check passed and GIVEN
+# (the script's *_WORK_DIR setting) is empty; else it is kept, and said.
+tools_finish() {
+	local work=$1 given=$2
+	if ((REPORT_FAILED == 0)) && [[ -z $given ]]; then
+		rm -rf "$work"
+	else
+		say "work directory kept: $work"
+	fi
+	report_finish
 }

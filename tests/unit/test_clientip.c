@@ -1,12 +1,11 @@
 /* tally - unit tests for clientip: address parsing, trusted-proxy CIDR
  * lists and the X-Forwarded-For walk that finds user_ip. */
-#undef NDEBUG
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "check.h"
 #include "clientip.h"
 
 struct ip_case {
@@ -76,15 +75,13 @@ test_ip_parse(void)
 	int		rc;
 
 	for (i = 0; i < sizeof(ip_cases) / sizeof(ip_cases[0]); i++) {
+		check_case("ip_parse(\"%s\")", ip_cases[i].in);
 		rc = ip_parse(ip_cases[i].in, strlen(ip_cases[i].in), &ip);
-		if (rc == 0)
-			ip_format(&ip, buf);
-		if ((rc == 0) != (ip_cases[i].want != NULL) || (rc == 0 &&
-		    strcmp(buf, ip_cases[i].want) != 0))
-			fprintf(stderr, "ip_parse(\"%s\"): rc %d, \"%s\"\n",
-			    ip_cases[i].in, rc, rc == 0 ? buf : "");
-		assert((rc == 0) == (ip_cases[i].want != NULL));
-		assert(rc != 0 || strcmp(buf, ip_cases[i].want) == 0);
+		CHECK_INT(rc == 0, ip_cases[i].want != NULL);
+		if (rc != 0)
+			continue;
+		ip_format(&ip, buf);
+		CHECK_STR(buf, ip_cases[i].want);
 	}
 }
 
@@ -93,11 +90,11 @@ test_ip_parse_family(void)
 {
 	struct ipaddr	ip;
 
-	assert(ip_parse("::ffff:10.1.2.3", 15, &ip) == 0);
-	assert(ip.family == AF_INET);
-	assert(ip.bytes[0] == 10 && ip.bytes[3] == 3);
-	assert(ip_parse("fd00::1", 7, &ip) == 0);
-	assert(ip.family == AF_INET6);
+	CHECK_INT(ip_parse("::ffff:10.1.2.3", 15, &ip), 0);
+	CHECK_INT(ip.family, AF_INET);
+	CHECK(ip.bytes[0] == 10 && ip.bytes[3] == 3);
+	CHECK_INT(ip_parse("fd00::1", 7, &ip), 0);
+	CHECK_INT(ip.family, AF_INET6);
 }
 
 /* Only len bytes are read: the rest of the string does not count. */
@@ -108,19 +105,19 @@ test_ip_parse_length(void)
 	char		 in[XFF_ENTRY_MAX + 2];
 	char		 buf[IP_TEXT_MAX];
 
-	assert(ip_parse("10.0.0.1, 10.0.0.2", 8, &ip) == 0);
+	CHECK_INT(ip_parse("10.0.0.1, 10.0.0.2", 8, &ip), 0);
 	ip_format(&ip, buf);
-	assert(strcmp(buf, "10.0.0.1") == 0);
-	assert(ip_parse("10.0.0.1", 0, &ip) == -1);
+	CHECK_STR(buf, "10.0.0.1");
+	CHECK_INT(ip_parse("10.0.0.1", 0, &ip), -1);
 
 	/* An entry of XFF_ENTRY_MAX bytes is read, a longer one is not. */
 	memset(in, 'a', sizeof(in));
 	memcpy(in, "fe80::1%", 8);
 	in[XFF_ENTRY_MAX] = '\0';
-	assert(ip_parse(in, XFF_ENTRY_MAX, &ip) == 0);
+	CHECK_INT(ip_parse(in, XFF_ENTRY_MAX, &ip), 0);
 	in[XFF_ENTRY_MAX] = 'a';
 	in[XFF_ENTRY_MAX + 1] = '\0';
-	assert(ip_parse(in, XFF_ENTRY_MAX + 1, &ip) == -1);
+	CHECK_INT(ip_parse(in, XFF_ENTRY_MAX + 1, &ip), -1);
 }
 
 static struct cidr_list
@@ -130,9 +127,8 @@ list_of(const char *s)
 	char			err[128];
 	int			rc = cidr_list_parse(s, &l, err, sizeof(err));
 
-	if (rc != 0)
-		fprintf(stderr, "cidr_list_parse(\"%s\"): %s\n", s, err);
-	assert(rc == 0);
+	check_case("cidr_list_parse(\"%s\"): %s", s, rc == 0 ? "ok" : err);
+	CHECK_INT(rc, 0);
 	return l;
 }
 
@@ -141,7 +137,7 @@ matches(const struct cidr_list *l, const char *addr)
 {
 	struct ipaddr	ip;
 
-	assert(ip_parse(addr, strlen(addr), &ip) == 0);
+	CHECK_INT(ip_parse(addr, strlen(addr), &ip), 0);
 	return cidr_list_match(l, &ip);
 }
 
@@ -151,13 +147,11 @@ expect_net(const struct cidr_list *l, size_t i, const char *net,
 {
 	char	buf[IP_TEXT_MAX];
 
-	assert(i < l->len);
+	check_case("item %zu", i);
+	CHECK(i < l->len);
 	ip_format(&l->items[i].net, buf);
-	if (strcmp(buf, net) != 0 || l->items[i].prefix != prefix)
-		fprintf(stderr, "item %zu: %s/%u, want %s/%u\n", i, buf,
-		    l->items[i].prefix, net, prefix);
-	assert(strcmp(buf, net) == 0);
-	assert(l->items[i].prefix == prefix);
+	CHECK_STR(buf, net);
+	CHECK_INT(l->items[i].prefix, prefix);
 }
 
 static void
@@ -166,25 +160,25 @@ test_cidr_list_parse(void)
 	struct cidr_list	l;
 	char			err[128];
 
-	assert(cidr_list_parse(NULL, &l, err, sizeof(err)) == 0);
-	assert(l.len == 0);
+	CHECK_INT(cidr_list_parse(NULL, &l, err, sizeof(err)), 0);
+	CHECK_INT(l.len, 0);
 	cidr_list_free(&l);
 	l = list_of("");
-	assert(l.len == 0);
+	CHECK_INT(l.len, 0);
 	cidr_list_free(&l);
 	l = list_of(" , ,,\t, ");
-	assert(l.len == 0);
+	CHECK_INT(l.len, 0);
 	cidr_list_free(&l);
 
 	l = list_of("10.0.0.0/8, 192.168.1.1,fd00::/8 ,  ::1,[2001:db8::]/32");
-	assert(l.len == 5);
+	CHECK_INT(l.len, 5);
 	expect_net(&l, 0, "10.0.0.0", 8);
 	expect_net(&l, 1, "192.168.1.1", 32);
 	expect_net(&l, 2, "fd00::", 8);
 	expect_net(&l, 3, "::1", 128);
 	expect_net(&l, 4, "2001:db8::", 32);
 	cidr_list_free(&l);
-	assert(l.items == NULL && l.len == 0);
+	CHECK(l.items == NULL && l.len == 0);
 
 	/* Host bits are cleared, so the network is what is compared. */
 	l = list_of("10.1.2.3/8, 192.168.1.255/23, 2001:db8:abcd::1/33, "
@@ -202,16 +196,11 @@ expect_list_error(const char *s, const char *shown)
 {
 	struct cidr_list	l;
 	char			err[128] = "";
-	int			rc = cidr_list_parse(s, &l, err, sizeof(err));
 
-	if (rc != -1)
-		fprintf(stderr, "cidr_list_parse(\"%s\") accepted\n", s);
-	assert(rc == -1);
-	assert(l.items == NULL && l.len == 0);
-	if (strstr(err, shown) == NULL)
-		fprintf(stderr, "error \"%s\" does not show \"%s\"\n", err,
-		    shown);
-	assert(strstr(err, shown) != NULL);
+	check_case("cidr_list_parse(\"%s\")", s);
+	CHECK_INT(cidr_list_parse(s, &l, err, sizeof(err)), -1);
+	CHECK(l.items == NULL && l.len == 0);
+	CHECK_HAS(err, shown);
 }
 
 static void
@@ -238,8 +227,8 @@ test_cidr_list_errors(void)
 	memset(long_entry, 'x', sizeof(long_entry) - 1);
 	long_entry[sizeof(long_entry) - 1] = '\0';
 	expect_list_error(long_entry, "xxxxxxxx");
-	assert(cidr_list_parse(long_entry, &l, err, sizeof(err)) == -1);
-	assert(strlen(err) == sizeof(err) - 1);
+	CHECK_INT(cidr_list_parse(long_entry, &l, err, sizeof(err)), -1);
+	CHECK_INT(strlen(err), sizeof(err) - 1);
 }
 
 static void
@@ -249,36 +238,36 @@ test_cidr_list_match(void)
 
 	l = list_of("10.0.0.0/8, 192.168.0.0/23, fd00::/8, 2001:db8::/127, "
 	    "198.51.100.7");
-	assert(matches(&l, "10.0.0.0"));
-	assert(matches(&l, "10.255.255.255"));
-	assert(!matches(&l, "11.0.0.0"));
-	assert(!matches(&l, "9.255.255.255"));
-	assert(matches(&l, "192.168.1.200"));
-	assert(!matches(&l, "192.168.2.0"));
-	assert(matches(&l, "fdff::1"));
-	assert(!matches(&l, "fe00::1"));
-	assert(!matches(&l, "fc00::1"));
-	assert(matches(&l, "2001:db8::1"));
-	assert(!matches(&l, "2001:db8::2"));
-	assert(matches(&l, "198.51.100.7"));
-	assert(!matches(&l, "198.51.100.8"));
+	CHECK(matches(&l, "10.0.0.0"));
+	CHECK(matches(&l, "10.255.255.255"));
+	CHECK(!matches(&l, "11.0.0.0"));
+	CHECK(!matches(&l, "9.255.255.255"));
+	CHECK(matches(&l, "192.168.1.200"));
+	CHECK(!matches(&l, "192.168.2.0"));
+	CHECK(matches(&l, "fdff::1"));
+	CHECK(!matches(&l, "fe00::1"));
+	CHECK(!matches(&l, "fc00::1"));
+	CHECK(matches(&l, "2001:db8::1"));
+	CHECK(!matches(&l, "2001:db8::2"));
+	CHECK(matches(&l, "198.51.100.7"));
+	CHECK(!matches(&l, "198.51.100.8"));
 	/* v4-mapped IPv6 is the IPv4 address it maps. */
-	assert(matches(&l, "::ffff:10.1.2.3"));
-	assert(!matches(&l, "::10.1.2.3"));
+	CHECK(matches(&l, "::ffff:10.1.2.3"));
+	CHECK(!matches(&l, "::10.1.2.3"));
 	cidr_list_free(&l);
 
 	/* /0 matches its own family only. */
 	l = list_of("0.0.0.0/0");
-	assert(matches(&l, "203.0.113.1"));
-	assert(!matches(&l, "2001:db8::1"));
+	CHECK(matches(&l, "203.0.113.1"));
+	CHECK(!matches(&l, "2001:db8::1"));
 	cidr_list_free(&l);
 	l = list_of("::/0");
-	assert(matches(&l, "2001:db8::1"));
-	assert(!matches(&l, "203.0.113.1"));
+	CHECK(matches(&l, "2001:db8::1"));
+	CHECK(!matches(&l, "203.0.113.1"));
 	cidr_list_free(&l);
 
 	l = list_of("");
-	assert(!matches(&l, "127.0.0.1"));
+	CHECK(!matches(&l, "127.0.0.1"));
 	cidr_list_free(&l);
 }
 
@@ -288,6 +277,8 @@ resolve(const char *trusted, const char *remote, const char *xff,
 {
 	struct cidr_list	l = list_of(trusted);
 
+	check_case("trusted \"%s\", peer %s, X-Forwarded-For \"%s\"",
+	    trusted, remote, xff != NULL ? xff : "(none)");
 	memset(ci, 0x55, sizeof(*ci));	/* no stale bytes may show */
 	clientip_resolve(&l, remote, xff, ci);
 	cidr_list_free(&l);
@@ -304,14 +295,9 @@ expect(const struct client_info *ci, const char *user_ip, const char *chain,
 	for (i = 0; i < ci->chain_len && i < PROXY_CHAIN_MAX; i++)
 		len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s",
 		    i > 0 ? "," : "", ci->chain[i]);
-	if (strcmp(ci->user_ip, user_ip) != 0 || strcmp(got, chain) != 0 ||
-	    ci->chain_truncated != truncated)
-		fprintf(stderr, "user_ip \"%s\" chain \"%s\" truncated %d; "
-		    "want \"%s\" \"%s\" %d\n", ci->user_ip, got,
-		    ci->chain_truncated, user_ip, chain, truncated);
-	assert(strcmp(ci->user_ip, user_ip) == 0);
-	assert(strcmp(got, chain) == 0);
-	assert(ci->chain_truncated == truncated);
+	CHECK_STR(ci->user_ip, user_ip);
+	CHECK_STR(got, chain);
+	CHECK_INT(ci->chain_truncated, truncated);
 }
 
 static void
@@ -421,7 +407,7 @@ numbered_chain(const char *prefix, int first, int last)
 	char	*s = malloc(size), *p;
 	int	 i;
 
-	assert(s != NULL);
+	CHECK(s != NULL);
 	p = s + snprintf(s, size, "%s", prefix);
 	for (i = first; i < last; i++)
 		p += snprintf(p, size - (size_t)(p - s), "%s10.0.%d.%d",
@@ -438,28 +424,28 @@ test_resolve_truncation(void)
 	/* Exactly PROXY_CHAIN_MAX entries: all kept. */
 	xff = numbered_chain("", 0, PROXY_CHAIN_MAX);
 	resolve("", "192.0.2.1", xff, &ci);
-	assert(ci.chain_len == PROXY_CHAIN_MAX);
-	assert(!ci.chain_truncated);
-	assert(strcmp(ci.chain[0], "10.0.0.0") == 0);
-	assert(strcmp(ci.chain[PROXY_CHAIN_MAX - 1], "10.0.0.31") == 0);
+	CHECK_INT(ci.chain_len, PROXY_CHAIN_MAX);
+	CHECK(!ci.chain_truncated);
+	CHECK_STR(ci.chain[0], "10.0.0.0");
+	CHECK_STR(ci.chain[PROXY_CHAIN_MAX - 1], "10.0.0.31");
 	free(xff);
 
 	/* One more: the leftmost goes, the rightmost 32 stay in order. */
 	xff = numbered_chain("", 0, PROXY_CHAIN_MAX + 1);
 	resolve("", "192.0.2.1", xff, &ci);
-	assert(ci.chain_len == PROXY_CHAIN_MAX);
-	assert(ci.chain_truncated);
-	assert(strcmp(ci.chain[0], "10.0.0.1") == 0);
-	assert(strcmp(ci.chain[PROXY_CHAIN_MAX - 1], "10.0.0.32") == 0);
-	assert(strcmp(ci.user_ip, "192.0.2.1") == 0);
+	CHECK_INT(ci.chain_len, PROXY_CHAIN_MAX);
+	CHECK(ci.chain_truncated);
+	CHECK_STR(ci.chain[0], "10.0.0.1");
+	CHECK_STR(ci.chain[PROXY_CHAIN_MAX - 1], "10.0.0.32");
+	CHECK_STR(ci.user_ip, "192.0.2.1");
 	free(xff);
 
 	/* 1000 entries. */
 	xff = numbered_chain("", 0, 1000);
 	resolve("", "192.0.2.1", xff, &ci);
-	assert(ci.chain_len == PROXY_CHAIN_MAX && ci.chain_truncated);
-	assert(strcmp(ci.chain[0], "10.0.3.200") == 0);	/* entry 968 */
-	assert(strcmp(ci.chain[PROXY_CHAIN_MAX - 1], "10.0.3.231") == 0);
+	CHECK(ci.chain_len == PROXY_CHAIN_MAX && ci.chain_truncated);
+	CHECK_STR(ci.chain[0], "10.0.3.200");	/* entry 968 */
+	CHECK_STR(ci.chain[PROXY_CHAIN_MAX - 1], "10.0.3.231");
 	free(xff);
 }
 
@@ -472,15 +458,15 @@ test_resolve_walk_beyond_chain(void)
 
 	xff = numbered_chain("198.51.100.1", 0, 100);
 	resolve("10.0.0.0/8", "10.255.0.1", xff, &ci);
-	assert(strcmp(ci.user_ip, "198.51.100.1") == 0);
-	assert(ci.chain_len == PROXY_CHAIN_MAX && ci.chain_truncated);
-	assert(strcmp(ci.chain[PROXY_CHAIN_MAX - 1], "10.0.0.99") == 0);
+	CHECK_STR(ci.user_ip, "198.51.100.1");
+	CHECK(ci.chain_len == PROXY_CHAIN_MAX && ci.chain_truncated);
+	CHECK_STR(ci.chain[PROXY_CHAIN_MAX - 1], "10.0.0.99");
 	free(xff);
 
 	xff = numbered_chain("198.51.100.1, evil", 0, 100);
 	resolve("10.0.0.0/8", "10.255.0.1", xff, &ci);
-	assert(strcmp(ci.user_ip, "10.0.0.0") == 0);
-	assert(ci.chain_truncated);
+	CHECK_STR(ci.user_ip, "10.0.0.0");
+	CHECK(ci.chain_truncated);
 	free(xff);
 }
 
@@ -492,13 +478,13 @@ expect_safe_entry(const char *s)
 	struct ipaddr	ip;
 	char		again[IP_TEXT_MAX];
 
-	assert(memchr(s, '\0', IP_TEXT_MAX) != NULL);
+	CHECK(memchr(s, '\0', IP_TEXT_MAX) != NULL);
 	if (strcmp(s, PROXY_CHAIN_INVALID) == 0)
 		return;
-	assert(strspn(s, "0123456789abcdef.:") == strlen(s));
-	assert(ip_parse(s, strlen(s), &ip) == 0);
+	CHECK_INT(strspn(s, "0123456789abcdef.:"), strlen(s));
+	CHECK_INT(ip_parse(s, strlen(s), &ip), 0);
 	ip_format(&ip, again);
-	assert(strcmp(s, again) == 0);
+	CHECK_STR(s, again);
 }
 
 static void
@@ -515,7 +501,7 @@ test_resolve_hostile(void)
 
 	/* 64 KB of random bytes with commas: bounded, safe entries. */
 	big = malloc(size + 1);
-	assert(big != NULL);
+	CHECK(big != NULL);
 	for (i = 0; i < size; i++) {
 		seed = seed * 1103515245u + 12345u;
 		big[i] = (char)((seed >> 16) % 7 == 0 ? ',' :
@@ -523,7 +509,7 @@ test_resolve_hostile(void)
 	}
 	big[size] = '\0';
 	resolve("0.0.0.0/0, ::/0", "10.0.0.1", big, &ci);
-	assert(ci.chain_len <= PROXY_CHAIN_MAX);
+	CHECK(ci.chain_len <= PROXY_CHAIN_MAX);
 	for (i = 0; i < ci.chain_len; i++)
 		expect_safe_entry(ci.chain[i]);
 	expect_safe_entry(ci.user_ip);

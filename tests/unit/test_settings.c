@@ -1,12 +1,11 @@
 /* tally - unit tests for settings: defaults, bounds and refused values of
  * the TALLY_* environment variables. */
-#undef NDEBUG
-#include <assert.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "settings.h"
 
 struct bound {
@@ -48,10 +47,10 @@ clear_env(void)
 	size_t	i;
 
 	for (i = 0; i < NBOUNDS; i++)
-		assert(unsetenv(bounds[i].name) == 0);
-	assert(unsetenv("TALLY_TRUSTED_PROXIES") == 0);
-	assert(unsetenv("TALLY_RUN_DIR") == 0);
-	assert(unsetenv("TALLY_LOG_LEVEL") == 0);
+		CHECK_INT(unsetenv(bounds[i].name), 0);
+	CHECK_INT(unsetenv("TALLY_TRUSTED_PROXIES"), 0);
+	CHECK_INT(unsetenv("TALLY_RUN_DIR"), 0);
+	CHECK_INT(unsetenv("TALLY_LOG_LEVEL"), 0);
 }
 
 static void
@@ -60,9 +59,8 @@ load_ok(struct settings *s)
 	char	err[256] = "";
 	int	rc = settings_load(s, err, sizeof(err));
 
-	if (rc != 0)
-		fprintf(stderr, "settings_load: %s\n", err);
-	assert(rc == 0);
+	check_case("settings_load: %s", rc == 0 ? "ok" : err);
+	CHECK_INT(rc, 0);
 }
 
 /* Loading must fail with a message that names the variable. */
@@ -71,41 +69,42 @@ load_refused(const char *name, const char *value)
 {
 	struct settings	s;
 	char		err[256] = "";
-	int		rc = settings_load(&s, err, sizeof(err));
 
-	if (rc != -1 || strstr(err, name) == NULL)
-		fprintf(stderr, "%s=\"%s\": rc %d, \"%s\"\n", name, value, rc,
-		    err);
-	assert(rc == -1);
-	assert(strstr(err, name) != NULL);
+	check_case("%s=\"%s\"", name, value);
+	CHECK_INT(settings_load(&s, err, sizeof(err)), -1);
+	CHECK_HAS(err, name);
 	settings_free(&s);	/* safe after a failure too */
+}
+
+/* Loads the settings and finds every one at its default. */
+static void
+expect_defaults(void)
+{
+	struct settings	s;
+	size_t		i;
+
+	load_ok(&s);
+	for (i = 0; i < NBOUNDS; i++)
+		CHECK_INT(value_of(&s, &bounds[i]), bounds[i].def);
+	CHECK_INT(s.trusted_proxies.len, 0);
+	CHECK_STR(s.run_dir, "/run/tally");
+	settings_free(&s);
 }
 
 static void
 test_defaults(void)
 {
-	struct settings	s;
-	size_t		i;
+	size_t	i;
 
 	clear_env();
-	load_ok(&s);
-	for (i = 0; i < NBOUNDS; i++)
-		assert(value_of(&s, &bounds[i]) == bounds[i].def);
-	assert(s.trusted_proxies.len == 0);
-	assert(strcmp(s.run_dir, "/run/tally") == 0);
-	settings_free(&s);
+	expect_defaults();
 
 	/* Set but empty is the same as unset. */
 	for (i = 0; i < NBOUNDS; i++)
-		assert(setenv(bounds[i].name, "", 1) == 0);
-	assert(setenv("TALLY_TRUSTED_PROXIES", "", 1) == 0);
-	assert(setenv("TALLY_RUN_DIR", "", 1) == 0);
-	load_ok(&s);
-	for (i = 0; i < NBOUNDS; i++)
-		assert(value_of(&s, &bounds[i]) == bounds[i].def);
-	assert(s.trusted_proxies.len == 0);
-	assert(strcmp(s.run_dir, "/run/tally") == 0);
-	settings_free(&s);
+		CHECK_INT(setenv(bounds[i].name, "", 1), 0);
+	CHECK_INT(setenv("TALLY_TRUSTED_PROXIES", "", 1), 0);
+	CHECK_INT(setenv("TALLY_RUN_DIR", "", 1), 0);
+	expect_defaults();
 	clear_env();
 }
 
@@ -121,23 +120,23 @@ test_bounds(void)
 
 		clear_env();
 		snprintf(v, sizeof(v), "%u", b->min);
-		assert(setenv(b->name, v, 1) == 0);
+		CHECK_INT(setenv(b->name, v, 1), 0);
 		load_ok(&s);
-		assert(value_of(&s, b) == b->min);
+		CHECK_INT(value_of(&s, b), b->min);
 		settings_free(&s);
 
 		snprintf(v, sizeof(v), "%u", b->max);
-		assert(setenv(b->name, v, 1) == 0);
+		CHECK_INT(setenv(b->name, v, 1), 0);
 		load_ok(&s);
-		assert(value_of(&s, b) == b->max);
+		CHECK_INT(value_of(&s, b), b->max);
 		settings_free(&s);
 
 		snprintf(v, sizeof(v), "%u", b->min - 1);
-		assert(setenv(b->name, v, 1) == 0);
+		CHECK_INT(setenv(b->name, v, 1), 0);
 		load_refused(b->name, v);
 
 		snprintf(v, sizeof(v), "%u", b->max + 1);
-		assert(setenv(b->name, v, 1) == 0);
+		CHECK_INT(setenv(b->name, v, 1), 0);
 		load_refused(b->name, v);
 	}
 	clear_env();
@@ -156,7 +155,7 @@ test_bad_values(void)
 	for (i = 0; i < NBOUNDS; i++)
 		for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
 			clear_env();
-			assert(setenv(bounds[i].name, bad[j], 1) == 0);
+			CHECK_INT(setenv(bounds[i].name, bad[j], 1), 0);
 			load_refused(bounds[i].name, bad[j]);
 		}
 	clear_env();
@@ -167,9 +166,9 @@ static void
 test_one_bad_among_good(void)
 {
 	clear_env();
-	assert(setenv("TALLY_PROCESSES", "4", 1) == 0);
-	assert(setenv("TALLY_TRUSTED_PROXIES", "10.0.0.0/8", 1) == 0);
-	assert(setenv("TALLY_IO_TIMEOUT", "forever", 1) == 0);
+	CHECK_INT(setenv("TALLY_PROCESSES", "4", 1), 0);
+	CHECK_INT(setenv("TALLY_TRUSTED_PROXIES", "10.0.0.0/8", 1), 0);
+	CHECK_INT(setenv("TALLY_IO_TIMEOUT", "forever", 1), 0);
 	load_refused("TALLY_IO_TIMEOUT", "forever");
 	clear_env();
 }
@@ -183,10 +182,10 @@ test_error_message_bounded(void)
 	clear_env();
 	memset(longval, '9', sizeof(longval) - 1);
 	longval[sizeof(longval) - 1] = '\0';
-	assert(setenv("TALLY_THREADS", longval, 1) == 0);
+	CHECK_INT(setenv("TALLY_THREADS", longval, 1), 0);
 	memset(err, 'x', sizeof(err));
-	assert(settings_load(&s, err, sizeof(err)) == -1);
-	assert(strlen(err) == sizeof(err) - 1);
+	CHECK_INT(settings_load(&s, err, sizeof(err)), -1);
+	CHECK_INT(strlen(err), sizeof(err) - 1);
 	settings_free(&s);
 	clear_env();
 }
@@ -198,25 +197,25 @@ test_trusted_proxies(void)
 	char		 err[256] = "";
 
 	clear_env();
-	assert(setenv("TALLY_TRUSTED_PROXIES",
+	CHECK(setenv("TALLY_TRUSTED_PROXIES",
 	    "127.0.0.0/8, 10.0.0.0/8, fd00::/8, ::1", 1) == 0);
 	load_ok(&s);
-	assert(s.trusted_proxies.len == 4);
-	assert(s.trusted_proxies.items[2].prefix == 8);
+	CHECK_INT(s.trusted_proxies.len, 4);
+	CHECK_INT(s.trusted_proxies.items[2].prefix, 8);
 	settings_free(&s);
-	assert(s.trusted_proxies.items == NULL);
+	CHECK_INT(s.trusted_proxies.items, NULL);
 
-	assert(setenv("TALLY_TRUSTED_PROXIES", "10.0.0.0/8, 10.0.0.0/33", 1)
+	CHECK(setenv("TALLY_TRUSTED_PROXIES", "10.0.0.0/8, 10.0.0.0/33", 1)
 	    == 0);
 	load_refused("TALLY_TRUSTED_PROXIES", "10.0.0.0/33");
-	assert(settings_load(&s, err, sizeof(err)) == -1);
-	assert(strstr(err, "10.0.0.0/33") != NULL);
-	assert(s.trusted_proxies.len == 0);
+	CHECK_INT(settings_load(&s, err, sizeof(err)), -1);
+	CHECK_HAS(err, "10.0.0.0/33");
+	CHECK_INT(s.trusted_proxies.len, 0);
 	settings_free(&s);
 
-	assert(setenv("TALLY_TRUSTED_PROXIES", "localhost", 1) == 0);
+	CHECK_INT(setenv("TALLY_TRUSTED_PROXIES", "localhost", 1), 0);
 	load_refused("TALLY_TRUSTED_PROXIES", "localhost");
-	assert(setenv("TALLY_TRUSTED_PROXIES", "10.0.0.0/8 192.168.0.0/16",
+	CHECK(setenv("TALLY_TRUSTED_PROXIES", "10.0.0.0/8 192.168.0.0/16",
 	    1) == 0);
 	load_refused("TALLY_TRUSTED_PROXIES", "10.0.0.0/8 192.168.0.0/16");
 	clear_env();
@@ -228,9 +227,9 @@ test_run_dir(void)
 	struct settings	s;
 
 	clear_env();
-	assert(setenv("TALLY_RUN_DIR", "/tmp/tally-run", 1) == 0);
+	CHECK_INT(setenv("TALLY_RUN_DIR", "/tmp/tally-run", 1), 0);
 	load_ok(&s);
-	assert(strcmp(s.run_dir, "/tmp/tally-run") == 0);
+	CHECK_STR(s.run_dir, "/tmp/tally-run");
 	settings_free(&s);
 	clear_env();
 }
@@ -248,13 +247,13 @@ test_log_level(void)
 
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		clear_env();
-		assert(setenv("TALLY_LOG_LEVEL", good[i], 1) == 0);
+		CHECK_INT(setenv("TALLY_LOG_LEVEL", good[i], 1), 0);
 		load_ok(&s);
 		settings_free(&s);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		clear_env();
-		assert(setenv("TALLY_LOG_LEVEL", bad[i], 1) == 0);
+		CHECK_INT(setenv("TALLY_LOG_LEVEL", bad[i], 1), 0);
 		load_refused("TALLY_LOG_LEVEL", bad[i]);
 	}
 	clear_env();

@@ -1,11 +1,10 @@
 /* tally - unit tests for timestamp: RFC 3339 UTC with milliseconds. */
-#undef NDEBUG
-#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "timestamp.h"
 
 struct ts_case {
@@ -49,15 +48,10 @@ test_cases(void)
 		ts.tv_sec = ts_cases[i].sec;
 		ts.tv_nsec = ts_cases[i].nsec;
 		memset(buf, 'x', sizeof(buf));
+		check_case("%lld.%09ld", (long long)ts.tv_sec, ts.tv_nsec);
 		rc = timestamp_format(&ts, buf, sizeof(buf));
-		if ((rc == 0) != (ts_cases[i].want != NULL) ||
-		    strcmp(buf, ts_cases[i].want != NULL ?
-		    ts_cases[i].want : "") != 0)
-			fprintf(stderr, "%lld.%09ld: rc %d \"%.30s\"\n",
-			    (long long)ts.tv_sec, ts.tv_nsec, rc, buf);
-		assert((rc == 0) == (ts_cases[i].want != NULL));
-		assert(strcmp(buf, ts_cases[i].want != NULL ?
-		    ts_cases[i].want : "") == 0);
+		CHECK_INT(rc == 0, ts_cases[i].want != NULL);
+		CHECK_STR(buf, ts_cases[i].want != NULL ? ts_cases[i].want : "");
 	}
 }
 
@@ -68,24 +62,24 @@ test_buffer_size(void)
 	char		buf[TIMESTAMP_LEN + 8];
 
 	memset(buf, 'x', sizeof(buf));
-	assert(timestamp_format(&ts, buf, TIMESTAMP_LEN) == 0);
-	assert(strlen(buf) == TIMESTAMP_LEN - 1);
-	assert(buf[TIMESTAMP_LEN] == 'x');
+	CHECK_INT(timestamp_format(&ts, buf, TIMESTAMP_LEN), 0);
+	CHECK_INT(strlen(buf), TIMESTAMP_LEN - 1);
+	CHECK_INT(buf[TIMESTAMP_LEN], 'x');
 
 	/* One byte short: nothing but an empty string, nothing past it. */
 	memset(buf, 'x', sizeof(buf));
-	assert(timestamp_format(&ts, buf, TIMESTAMP_LEN - 1) == -1);
-	assert(buf[0] == '\0');
-	assert(buf[1] == 'x');
+	CHECK_INT(timestamp_format(&ts, buf, TIMESTAMP_LEN - 1), -1);
+	CHECK_INT(buf[0], '\0');
+	CHECK_INT(buf[1], 'x');
 
 	memset(buf, 'x', sizeof(buf));
-	assert(timestamp_format(&ts, buf, 1) == -1);
-	assert(buf[0] == '\0' && buf[1] == 'x');
+	CHECK_INT(timestamp_format(&ts, buf, 1), -1);
+	CHECK(buf[0] == '\0' && buf[1] == 'x');
 
 	/* No room at all: the buffer is not touched. */
 	memset(buf, 'x', sizeof(buf));
-	assert(timestamp_format(&ts, buf, 0) == -1);
-	assert(buf[0] == 'x');
+	CHECK_INT(timestamp_format(&ts, buf, 0), -1);
+	CHECK_INT(buf[0], 'x');
 }
 
 /* The number in buf[at..at+n), which must be n decimal digits. */
@@ -96,7 +90,7 @@ digits(const char *buf, size_t at, size_t n)
 	size_t	i;
 
 	for (i = at; i < at + n; i++) {
-		assert(buf[i] >= '0' && buf[i] <= '9');
+		CHECK(buf[i] >= '0' && buf[i] <= '9');
 		v = v * 10 + (buf[i] - '0');
 	}
 	return v;
@@ -119,8 +113,8 @@ test_round_trip(void)
 		ts.tv_sec = (time_t)((long long)(seed >> 11) % span -
 		    62167219200LL);
 		ts.tv_nsec = (long)((seed >> 3) % 1000000000ULL);
-		assert(timestamp_format(&ts, buf, sizeof(buf)) == 0);
-		assert(buf[4] == '-' && buf[7] == '-' && buf[10] == 'T' &&
+		CHECK_INT(timestamp_format(&ts, buf, sizeof(buf)), 0);
+		CHECK(buf[4] == '-' && buf[7] == '-' && buf[10] == 'T' &&
 		    buf[13] == ':' && buf[16] == ':' && buf[19] == '.' &&
 		    buf[23] == 'Z' && buf[24] == '\0');
 		memset(&tm, 0, sizeof(tm));
@@ -130,8 +124,8 @@ test_round_trip(void)
 		tm.tm_hour = digits(buf, 11, 2);
 		tm.tm_min = digits(buf, 14, 2);
 		tm.tm_sec = digits(buf, 17, 2);
-		assert(timegm(&tm) == ts.tv_sec);
-		assert(digits(buf, 20, 3) == ts.tv_nsec / 1000000);
+		CHECK_INT(timegm(&tm), ts.tv_sec);
+		CHECK_INT(digits(buf, 20, 3), ts.tv_nsec / 1000000);
 	}
 }
 
@@ -142,9 +136,9 @@ test_now(void)
 	struct timespec	ts;
 	char		buf[TIMESTAMP_LEN];
 
-	assert(clock_gettime(CLOCK_REALTIME, &ts) == 0);
-	assert(timestamp_format(&ts, buf, sizeof(buf)) == 0);
-	assert(strlen(buf) == TIMESTAMP_LEN - 1 && buf[23] == 'Z');
+	CHECK_INT(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	CHECK_INT(timestamp_format(&ts, buf, sizeof(buf)), 0);
+	CHECK(strlen(buf) == TIMESTAMP_LEN - 1 && buf[23] == 'Z');
 }
 
 int
