@@ -185,18 +185,25 @@ stack_keeper() {
 	done
 }
 
+# Starts the keeper loop of one responder (its socket made anew); its pid
+# goes to the responder's pid file.
+stack_responder_start() {
+	local name=$1 log
+	rm -f "$STACK_DIR/run/$name.sock"
+	log=$(stack_log_target "$name")
+	# fd 3 closed: bats waits for whoever holds it open.
+	stack_keeper "$name" "$STACK_DIR/run/$name.sock" \
+		>>"$log" 2>&1 </dev/null 3>&- &
+	echo $! >"$(stack_pidfile "$name")"
+}
+
 stack_responders_start() {
-	local name log
+	local name
 	stack_mkdir 0750 "$STACK_DIR/run"
 	export TALLY_RUN_DIR="$STACK_DIR/run" TALLY_SOCKET_DIR="$STACK_DIR/run"
 	rm -f "$STACK_DIR/run/stats"
 	for name in "${TALLY_RESPONDERS[@]}"; do
-		rm -f "$STACK_DIR/run/$name.sock"
-		log=$(stack_log_target "$name")
-		# fd 3 closed: bats waits for whoever holds it open.
-		stack_keeper "$name" "$STACK_DIR/run/$name.sock" \
-			>>"$log" 2>&1 </dev/null 3>&- &
-		echo $! >"$(stack_pidfile "$name")"
+		stack_responder_start "$name"
 	done
 	for name in "${TALLY_RESPONDERS[@]}"; do
 		wait_until 10 test -S "$STACK_DIR/run/$name.sock" ||

@@ -36,11 +36,13 @@ read_done(struct counter_call *c)
 	    offsetof(struct read_call, c));
 	req = r->req;
 	log_set_request_id(req->request_id);
+	log_set_trace(req->trace_id, req->span_id);
 	if (!c->ok)
 		response_db_unavailable(req);
 	else
 		response_counter(req, c->value, NULL);
 	log_set_request_id(NULL);
+	log_set_trace(NULL, NULL);
 	responder_done(req);
 }
 

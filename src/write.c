@@ -54,6 +54,7 @@ write_done(struct counter_call *c)
 	    offsetof(struct write_call, c));
 	req = w->req;
 	log_set_request_id(req->request_id);
+	log_set_trace(req->trace_id, req->span_id);
 	if (!c->ok)
 		response_db_unavailable(req);
 	else {
@@ -63,6 +64,7 @@ write_done(struct counter_call *c)
 		    c->replayed ? "Idempotent-Replayed: true\r\n" : NULL);
 	}
 	log_set_request_id(NULL);
+	log_set_trace(NULL, NULL);
 	responder_done(req);
 }
 

@@ -25,17 +25,22 @@ expired_keys() {
 		FROM generate_series(1, $1) AS g" >/dev/null
 }
 
-# restart_write: stops tally-write (SIGTERM to its master) and waits for
-# the one the stack's loop starts in its place. Sets OLD_MASTER.
+# restart_write: stops tally-write (SIGTERM to its parent process: it
+# exits 0, so its keeper loop ends too) and starts it again. Sets
+# OLD_PARENT.
 restart_write() {
-	OLD_MASTER=$(responder_master write)
-	kill -TERM "$OLD_MASTER"
-	wait_until 60 none_alive "$OLD_MASTER"
-	wait_until 20 write_master_up
+	local keeper
+	keeper=$(<"$STACK_DIR/run/write.pid")
+	OLD_PARENT=$(responder_parent write)
+	kill -TERM "$OLD_PARENT"
+	wait_until 60 none_alive "$OLD_PARENT"
+	wait_until 10 pid_gone "$keeper"
+	stack_responder_start write
+	wait_until 20 write_parent_up
 }
 
-# write_master_up: true when tally-write runs again.
-write_master_up() { [[ -n $(responder_master write) ]]; }
+# write_parent_up: true when tally-write runs again.
+write_parent_up() { [[ -n $(responder_parent write) ]]; }
 
 # keys_settled_below N: true when fewer than N keys are left and none went
 # for 3 s (the round under way has ended).

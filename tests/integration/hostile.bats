@@ -238,7 +238,7 @@ fcgi_raw() {
 	run fcgi_raw "$dir/time.sock" valid --serial --count 4 --idle 1.7 \
 		--delay 0.5 --hold 5
 	kill -TERM "$pid"
-	stack_wait_exit "$pid" 10
+	wait_until 10 pid_gone "$pid"
 	echo "$output" >&3
 	assert_equal "$(grep -c 'status=200' <<<"$output")" 4
 }

@@ -27,7 +27,7 @@ second_stack_start() {
 	local -x STACK_DIR STACK_LOG_DIR DATABASE_URL=$2 TALLY_PORT
 	STACK_DIR=$(mktemp -d /tmp/tally-test-secret.XXXXXX)
 	STACK_LOG_DIR=$STACK_DIR/log
-	TALLY_PORT=$(stack_free_port)
+	TALLY_PORT=$(free_port)
 	mkdir -p "$BATS_FILE_TMPDIR/second-$1"
 	echo "$STACK_DIR" >"$BATS_FILE_TMPDIR/second-$1/stack"
 	SECOND_DIR=$STACK_DIR
@@ -104,7 +104,7 @@ check_url() {
 	psql_tally "SELECT pg_reload_conf()" >/dev/null
 	dir=$(mktemp -d /tmp/tally-test-dev.XXXXXX)
 	chmod 0755 "$dir"
-	port=$(stack_free_port)
+	port=$(free_port)
 	DATABASE_URL="postgresql://tally_dev:$secret@/tally?host=$pg_socket" \
 		TALLY_VAR_DIR="$dir/var" TALLY_PORT=$port TALLY_BUILDDIR="$TALLY_BUILDDIR" \
 		STACK_LOG_DIR='' "$TALLY_SRCDIR/dev" up >"$dir/dev.out" 2>&1 </dev/null 3>&- &

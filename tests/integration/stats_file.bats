@@ -61,7 +61,7 @@ stats_size() {
 # replace_worker NAME: kills one worker of NAME; waits for its successor.
 replace_worker() {
 	local master worker
-	master=$(responder_master "$1")
+	master=$(responder_parent "$1")
 	worker=$(responder_workers "$1" | head -1)
 	kill -KILL "$worker"
 	wait_until 10 none_alive "$worker"
