@@ -232,6 +232,7 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 	(void)ctx;
 	/* Database errors logged now carry the first request's id. */
 	log_set_request_id(call_of(items[0])->request_id);
+	log_set_trace(call_of(items[0])->trace_id, call_of(items[0])->span_id);
 	for (i = 0; i < n; i++) {
 		c = call_of(items[i]);
 		c->ok = 0;
@@ -248,6 +249,7 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 		for (i = 0; i < n; i++)
 			call_of(items[i])->ok = 0;
 	log_set_request_id(NULL);
+	log_set_trace(NULL, NULL);
 }
 
 int
@@ -308,6 +310,8 @@ counter_read(long long *value)
 	memset(&c, 0, sizeof(c));
 	c.op = COUNTER_READ;
 	c.request_id = log_get_request_id();
+	c.trace_id = log_get_trace_id();
+	c.span_id = log_get_span_id();
 	if (counter_call(&c) != 0)
 		return -1;
 	*value = c.value;
@@ -323,6 +327,8 @@ counter_increment(const char *key, long long *value, int *replayed)
 	c.op = COUNTER_INCREMENT;
 	c.key = key;
 	c.request_id = log_get_request_id();
+	c.trace_id = log_get_trace_id();
+	c.span_id = log_get_span_id();
 	if (counter_call(&c) != 0)
 		return -1;
 	*value = c.value;

@@ -24,6 +24,8 @@ struct counter_call {
 	enum counter_op	 op;
 	const char	*key;		/* Idempotency-Key (checked), or NULL */
 	const char	*request_id;	/* for the database's log lines */
+	const char	*trace_id;	/* likewise, or NULL */
+	const char	*span_id;
 	void		(*done)(struct counter_call *c);
 	int		 ok;		/* 0: the database is unavailable */
 	int		 replayed;	/* a key seen before: nothing added */

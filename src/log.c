@@ -55,6 +55,18 @@ log_get_request_id(void)
 	return log_request_id;
 }
 
+const char *
+log_get_trace_id(void)
+{
+	return log_trace_id;
+}
+
+const char *
+log_get_span_id(void)
+{
+	return log_span_id;
+}
+
 void
 log_set_trace(const char *trace_id, const char *span_id)
 {

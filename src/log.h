@@ -38,6 +38,9 @@ const char *log_get_request_id(void);
  * serves, like log_set_request_id: every line then carries "trace_id"
  * and "span_id". */
 void	log_set_trace(const char *trace_id, const char *span_id);
+/* The calling thread's trace context as set above (NULL for none). */
+const char *log_get_trace_id(void);
+const char *log_get_span_id(void);
 
 /* Shorthands for a message with string key/value pairs, NULL-terminated
  * (the compiler checks the NULL). msg is plain text, not a format. */

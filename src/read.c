@@ -55,6 +55,8 @@ read_handle(struct request *req)
 	r->c.op = COUNTER_READ;
 	r->c.key = NULL;
 	r->c.request_id = req->request_id;
+	r->c.trace_id = req->trace_id;
+	r->c.span_id = req->span_id;
 	r->c.done = read_done;
 	responder_defer(req);
 	counter_post(&r->c);	/* req is the database thread's from here */

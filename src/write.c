@@ -85,6 +85,8 @@ write_handle(struct request *req)
 	w->c.op = COUNTER_INCREMENT;
 	w->c.key = key;
 	w->c.request_id = req->request_id;
+	w->c.trace_id = req->trace_id;
+	w->c.span_id = req->span_id;
 	w->c.done = write_done;
 	responder_defer(req);
 	counter_post(&w->c);	/* req is the database thread's from here */
