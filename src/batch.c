@@ -86,9 +86,15 @@ batch_init(struct batch *b, size_t max, batch_run_fn run, void *ctx)
 		free(b->items);
 		return -1;
 	}
-	/* The runner takes no signals: they are for the threads that
-	 * accept requests and the one that waits for a stop. */
+	/* The runner takes no asynchronous signals: they are for the
+	 * threads that accept requests and the one that waits for a stop.
+	 * Faults stay unblocked (blocked, they kill the process): stats
+	 * repairs a truncated file on SIGBUS. */
 	sigfillset(&all);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGSEGV);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&b->runner, NULL, batch_runner, b);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -41,6 +42,8 @@ const int stats_status_codes[SSTATUS__COUNT] = {
 
 static struct stats_segment	 local_segment;
 static struct stats_segment	*seg = &local_segment;
+static int			 seg_fd = -1;	/* the mapped file */
+static int			 seg_repaired;	/* set by segment_fault */
 
 #define ADD(field, n)	__atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
 #define STORE(field, v)	__atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
@@ -117,6 +120,62 @@ segment_file_open(const char *path)
 	return fd;
 }
 
+/*
+ * SIGBUS on the segment means that its file was cut short under the
+ * mapping (truncate(1) by hand, a tool that "empties" files): extend the
+ * file again and return, and the faulting access runs again on zeroed
+ * pages. The process keeps serving; the counters start again from zero,
+ * which Prometheus reads as a counter reset. Any other SIGBUS, or a file
+ * that cannot be extended, takes the default action on the retried
+ * access. Only async-signal-safe calls here.
+ */
+static void
+segment_fault(int sig, siginfo_t *si, void *context)
+{
+	static const struct sigaction	 dfl = { .sa_handler = SIG_DFL };
+	const char			*addr = si->si_addr;
+	const char			*base = (const char *)seg;
+	int				 saved = errno;
+
+	(void)context;
+	if (seg != &local_segment && addr >= base &&
+	    addr < base + sizeof(*seg) &&
+	    ftruncate(seg_fd, (off_t)sizeof(*seg)) == 0)
+		__atomic_store_n(&seg_repaired, 1, __ATOMIC_RELAXED);
+	else
+		(void)sigaction(sig, &dfl, NULL);
+	errno = saved;
+}
+
+static void
+segment_fault_catch(void)
+{
+	struct sigaction	sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = segment_fault;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) == -1)
+		log_warn("stats: cannot catch SIGBUS; a truncated stats file "
+		    "will stop this process", "error", strerror(errno), NULL);
+}
+
+/*
+ * After segment_fault extended the file: says so once, and stamps the
+ * zeroed header again so that new processes and the metrics responder
+ * take the segment for what it is.
+ */
+static void
+segment_repair_done(void)
+{
+	if (__atomic_exchange_n(&seg_repaired, 0, __ATOMIC_RELAXED) == 0)
+		return;
+	segment_init(seg);
+	log_warn("stats: the shared stats file had been truncated; extended "
+	    "it again, the counters start again from zero", NULL);
+}
+
 int
 stats_open(const char *run_dir)
 {
@@ -133,10 +192,10 @@ stats_open(const char *run_dir)
 	if ((fd = segment_file_open(path)) == -1)
 		return -1;
 	m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
 	if (m == MAP_FAILED) {
 		log_error("stats: cannot map the shared segment", "path",
 		    path, "error", strerror(errno), NULL);
+		close(fd);
 		return -1;
 	}
 	segment_init(m);
@@ -148,9 +207,14 @@ stats_open(const char *run_dir)
 		log_error("stats: the shared segment has another layout; "
 		    "remove it and restart", "path", path, NULL);
 		munmap(m, sizeof(*m));
+		close(fd);
 		return -1;
 	}
+	if (seg_fd != -1)
+		close(seg_fd);
+	seg_fd = fd;
 	seg = m;
+	segment_fault_catch();
 	return 0;
 }
 
@@ -190,6 +254,8 @@ stats_request_done(const struct request *req, double seconds)
 	ADD(seg->requests[req->route][req->method][status_index(req->status)],
 	    1);
 	histogram_add(&seg->request_duration[req->route], seconds);
+	if (__atomic_load_n(&seg_repaired, __ATOMIC_RELAXED))
+		segment_repair_done();
 }
 
 void

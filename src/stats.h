@@ -55,8 +55,9 @@ struct stats_segment {
 };
 
 /* Maps the segment in run_dir ("stats"), creating it, or extending it if
- * it is short (truncated). Call it in each worker process: a worker that
- * died of a truncated file (SIGBUS) is replaced by one that repairs it.
+ * it is short (truncated). Call it in each worker process. It catches
+ * SIGBUS: a file truncated later, under the mapping, is extended again by
+ * the first access that faults, and the process carries on.
  * Refuses a symbolic link, a file that is not this user's regular file
  * of mode 0660 or less with one name, or a larger one. On failure logs
  * why and falls back to process-local counters; returns -1. */
