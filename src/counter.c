@@ -27,10 +27,13 @@ static const struct db_statement statements[] = {
 	    3, SSTMT_INCREMENT_KEYED },
 };
 
-static struct db		 *db;
-static struct batch		  batch;
-static struct counter_call	**keyed;	/* batch_max long */
-static unsigned int		  retention_s;
+/* One per process: its connection, and the batch its thread runs. */
+struct counter {
+	const struct settings	 *cfg;
+	struct db		 *db;
+	struct batch		  batch;
+	struct counter_call	**keyed;	/* batch_max long */
+};
 
 static int
 parse_value(const char *text, long long *out)
@@ -161,13 +164,15 @@ read_keyed_rows(PGresult *res, struct counter_call **calls, size_t n)
 
 /* A batch with keyed increments: one call of tally_increment_keyed. */
 static int
-run_keyed(struct batch_item **items, size_t n, long long unkeyed)
+run_keyed(struct counter *cn, struct batch_item **items, size_t n,
+    long long unkeyed)
 {
-	PGresult	*res;
-	const char	*params[3];
-	char		 kbuf[24], rbuf[16], *lit;
-	long long	 v, fresh;
-	size_t		 i, nkeyed = 0;
+	struct counter_call	**keyed = cn->keyed;
+	PGresult		 *res;
+	const char		 *params[3];
+	char			  kbuf[24], rbuf[16], *lit;
+	long long		  v, fresh;
+	size_t			  i, nkeyed = 0;
 
 	for (i = 0; i < n; i++)
 		if (call_of(items[i])->key != NULL)
@@ -176,11 +181,12 @@ run_keyed(struct batch_item **items, size_t n, long long unkeyed)
 	if ((lit = keys_literal(keyed, nkeyed)) == NULL)
 		return -1;
 	snprintf(kbuf, sizeof(kbuf), "%lld", unkeyed);
-	snprintf(rbuf, sizeof(rbuf), "%u", retention_s);
+	snprintf(rbuf, sizeof(rbuf), "%u", cn->cfg->idem_retention_s);
 	params[0] = kbuf;
 	params[1] = lit;
 	params[2] = rbuf;
-	if (db_exec(db, &statements[STMT_INCREMENT_KEYED], params, &res) != 0) {
+	if (db_exec(cn->db, &statements[STMT_INCREMENT_KEYED], params,
+	    &res) != 0) {
 		free(lit);
 		return -1;
 	}
@@ -200,7 +206,8 @@ run_keyed(struct batch_item **items, size_t n, long long unkeyed)
 
 /* A batch without keys: one UPDATE adding k, or one SELECT if k is 0. */
 static int
-run_plain(struct batch_item **items, size_t n, long long k)
+run_plain(struct counter *cn, struct batch_item **items, size_t n,
+    long long k)
 {
 	PGresult	*res;
 	const char	*params[1];
@@ -209,7 +216,7 @@ run_plain(struct batch_item **items, size_t n, long long k)
 
 	snprintf(kbuf, sizeof(kbuf), "%lld", k);
 	params[0] = kbuf;
-	if (db_exec(db, &statements[k > 0 ? STMT_INCREMENT : STMT_READ],
+	if (db_exec(cn->db, &statements[k > 0 ? STMT_INCREMENT : STMT_READ],
 	    k > 0 ? params : NULL, &res) != 0 || single_value(res, &v) != 0)
 		return -1;
 	stats_counter_seen(v);
@@ -225,11 +232,11 @@ run_plain(struct batch_item **items, size_t n, long long k)
 static void
 run_batch(void *ctx, struct batch_item **items, size_t n)
 {
+	struct counter		*cn = ctx;
 	struct counter_call	*c;
 	long long		 unkeyed = 0;
 	size_t			 i, nkeyed = 0;
 
-	(void)ctx;
 	/* Database errors logged now carry the first request's id. */
 	log_set_request_id(call_of(items[0])->request_id);
 	log_set_trace(call_of(items[0])->trace_id, call_of(items[0])->span_id);
@@ -244,37 +251,50 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 				unkeyed++;
 		}
 	}
-	if ((nkeyed > 0 ? run_keyed(items, n, unkeyed) :
-	    run_plain(items, n, unkeyed)) != 0)
+	if ((nkeyed > 0 ? run_keyed(cn, items, n, unkeyed) :
+	    run_plain(cn, items, n, unkeyed)) != 0)
 		for (i = 0; i < n; i++)
 			call_of(items[i])->ok = 0;
 	log_set_request_id(NULL);
 	log_set_trace(NULL, NULL);
 }
 
-int
+struct counter *
 counter_open(const struct settings *s, const char *appname)
 {
-	retention_s = s->idem_retention_s;
-	db = db_new(s, appname, statements,
-	    sizeof(statements) / sizeof(statements[0]));
-	keyed = calloc(s->batch_max, sizeof(*keyed));
-	if (db == NULL || keyed == NULL ||
-	    batch_init(&batch, s->batch_max, run_batch, NULL) != 0) {
+	struct counter	*cn;
+
+	if ((cn = calloc(1, sizeof(*cn))) == NULL ||
+	    (cn->keyed = calloc(s->batch_max, sizeof(*cn->keyed))) == NULL ||
+	    (cn->db = db_new(s, appname, statements,
+	    sizeof(statements) / sizeof(statements[0]))) == NULL) {
 		log_error("out of memory", NULL);
-		return -1;
+		goto fail;
 	}
-	return 0;
+	cn->cfg = s;
+	if (batch_init(&cn->batch, s->batch_max, run_batch, cn) != 0) {
+		log_error("cannot start the database thread", NULL);
+		goto fail;
+	}
+	return cn;
+fail:
+	if (cn != NULL) {
+		db_free(cn->db);
+		free(cn->keyed);
+		free(cn);
+	}
+	return NULL;
 }
 
 void
-counter_close(void)
+counter_close(struct counter *cn)
 {
-	batch_destroy(&batch);
-	db_free(db);
-	db = NULL;
-	free(keyed);
-	keyed = NULL;
+	if (cn == NULL)
+		return;
+	batch_destroy(&cn->batch);
+	db_free(cn->db);
+	free(cn->keyed);
+	free(cn);
 }
 
 static void
@@ -286,24 +306,24 @@ call_done(struct batch_item *item)
 }
 
 void
-counter_post(struct counter_call *c)
+counter_post(struct counter *cn, struct counter_call *c)
 {
 	c->ok = 0;
 	c->replayed = 0;
 	c->item.arg = c;
 	c->item.done = call_done;
-	batch_post(&batch, &c->item);
+	batch_post(&cn->batch, &c->item);
 }
 
 static int
-counter_call(struct counter_call *c)
+counter_call(struct counter *cn, struct counter_call *c)
 {
-	batch_submit(&batch, c);
+	batch_submit(&cn->batch, c);
 	return c->ok ? 0 : -1;
 }
 
 int
-counter_read(long long *value)
+counter_read(struct counter *cn, long long *value)
 {
 	struct counter_call	c;
 
@@ -312,26 +332,8 @@ counter_read(long long *value)
 	c.request_id = log_get_request_id();
 	c.trace_id = log_get_trace_id();
 	c.span_id = log_get_span_id();
-	if (counter_call(&c) != 0)
+	if (counter_call(cn, &c) != 0)
 		return -1;
 	*value = c.value;
-	return 0;
-}
-
-int
-counter_increment(const char *key, long long *value, int *replayed)
-{
-	struct counter_call	c;
-
-	memset(&c, 0, sizeof(c));
-	c.op = COUNTER_INCREMENT;
-	c.key = key;
-	c.request_id = log_get_request_id();
-	c.trace_id = log_get_trace_id();
-	c.span_id = log_get_span_id();
-	if (counter_call(&c) != 0)
-		return -1;
-	*value = c.value;
-	*replayed = c.replayed;
 	return 0;
 }

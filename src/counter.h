@@ -33,26 +33,25 @@ struct counter_call {
 	struct batch_item item;		/* counter.c's */
 };
 
+/* The process's counter: its connection and its database thread. */
+struct counter;
+
 /* Prepares the connection (made on first use) and starts the database
- * thread. Returns 0, or -1. */
-int	counter_open(const struct settings *s, const char *appname);
-/* Finishes the calls still queued, then stops the thread. */
-void	counter_close(void);
+ * thread. s must outlive the counter. Returns the counter, or NULL after
+ * logging why. */
+struct counter	*counter_open(const struct settings *s, const char *appname);
+/* Finishes the calls still queued, stops the thread, frees cn (NULL is
+ * a no-op). */
+void		 counter_close(struct counter *cn);
 
 /* Queues c and returns at once; c->done(c) is called from the database
  * thread when its statement is over (c must live until then). When
  * c->ok is 0 an increment's outcome is unknown to the caller: it counted
  * only if its batch committed. */
-void	counter_post(struct counter_call *c);
+void	counter_post(struct counter *cn, struct counter_call *c);
 
 /* Reads the counter, waiting. Returns 0, or -1 if the database is
  * unavailable. */
-int	counter_read(long long *value);
-
-/* Adds one and sets *value to this call's own new value, waiting. With a
- * key (checked by idempotency_key_check), a key seen before adds nothing:
- * *value is the value its first use got and *replayed is 1. Returns 0,
- * or -1 if the database is unavailable (the outcome is then unknown). */
-int	counter_increment(const char *key, long long *value, int *replayed);
+int	counter_read(struct counter *cn, long long *value);
 
 #endif

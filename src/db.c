@@ -98,7 +98,6 @@ db_drop(struct db *db)
 	if (db->conn != NULL)
 		PQfinish(db->conn);
 	db->conn = NULL;
-	stats_db_up(0);
 }
 
 void
@@ -488,6 +487,48 @@ rolled_back(struct db *db, const PGresult *r)
 	    state != NULL && strncmp(state, "08", 2) != 0;
 }
 
+/* A connection to send on: the one held if it is still alive (nothing
+ * was sent on a dead one, so starting afresh is safe), else a new one.
+ * Returns 0, or -1 after logging why. */
+static int
+db_ready(struct db *db)
+{
+	if (db->conn != NULL && !db_idle_alive(db)) {
+		log_info("database: connection closed while idle; reconnecting",
+		    NULL);
+		db_drop(db);
+	}
+	return db->conn == NULL ? db_connect(db) : 0;
+}
+
+/*
+ * After a statement that did not end well (r is its result, or NULL):
+ * logs why and whether it was rolled back or its outcome is unknown,
+ * counts the error, frees r and drops the connection. Whatever went
+ * wrong, the next statement starts on a new connection: it finds the
+ * new primary after a failover and no half-read state is left.
+ */
+static void
+db_failed(struct db *db, const struct db_statement *stmt, PGresult *r,
+    int timed_out)
+{
+	if (timed_out)
+		db_log_outcome("database: no answer in time", stmt->name,
+		    OUTCOME_UNKNOWN, "the client's deadline passed; a COMMIT "
+		    "may still be under way");
+	else if (result_ok(r))
+		db_log_outcome("database: a warning came with the result, so "
+		    "its outcome is unknown", stmt->name, OUTCOME_UNKNOWN, NULL);
+	else
+		db_log_outcome("database: statement failed", stmt->name,
+		    rolled_back(db, r) ? OUTCOME_ROLLED_BACK : OUTCOME_UNKNOWN,
+		    r != NULL ? PQresultErrorMessage(r) :
+		    PQerrorMessage(db->conn));
+	stats_db_error(timed_out ? SDBERR_TIMEOUT : SDBERR_QUERY);
+	PQclear(r);
+	db_drop(db);
+}
+
 int
 db_exec(struct db *db, const struct db_statement *stmt,
     const char *const *values, PGresult **res)
@@ -498,13 +539,7 @@ db_exec(struct db *db, const struct db_statement *stmt,
 	int		 timed_out;
 
 	*res = NULL;
-	if (db->conn != NULL && !db_idle_alive(db)) {
-		/* Nothing was sent on it: starting afresh is safe. */
-		log_info("database: connection closed while idle; reconnecting",
-		    NULL);
-		db_drop(db);
-	}
-	if (db->conn == NULL && db_connect(db) != 0)
+	if (db_ready(db) != 0)
 		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	deadline = monotonic_ms() + db->timeout_ms +
@@ -523,28 +558,9 @@ db_exec(struct db *db, const struct db_statement *stmt,
 	stats_db_query(stmt->metric, (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	if (!result_ok(r) || db->warned) {
-		if (timed_out)
-			db_log_outcome("database: no answer in time",
-			    stmt->name, OUTCOME_UNKNOWN, "the client's deadline "
-			    "passed; a COMMIT may still be under way");
-		else if (result_ok(r))
-			db_log_outcome("database: a warning came with the "
-			    "result, so its outcome is unknown", stmt->name,
-			    OUTCOME_UNKNOWN, NULL);
-		else
-			db_log_outcome("database: statement failed", stmt->name,
-			    rolled_back(db, r) ? OUTCOME_ROLLED_BACK :
-			    OUTCOME_UNKNOWN, r != NULL ?
-			    PQresultErrorMessage(r) : PQerrorMessage(db->conn));
-		stats_db_error(timed_out ? SDBERR_TIMEOUT : SDBERR_QUERY);
-		PQclear(r);
-		/* Whatever went wrong, start again on a new connection: it
-		 * finds the new primary after a failover and clears any
-		 * half-read state. */
-		db_drop(db);
+		db_failed(db, stmt, r, timed_out);
 		return -1;
 	}
-	stats_db_up(1);
 	*res = r;
 	return 0;
 }

@@ -10,10 +10,16 @@
 #include "responder.h"
 #include "response.h"
 
-static int
+static void *
 healthz_start(const struct settings *s)
 {
 	return counter_open(s, "tally-healthz");
+}
+
+static void
+healthz_stop(void *ctx)
+{
+	counter_close(ctx);
 }
 
 static struct json_object *
@@ -29,7 +35,7 @@ status_body(const char *status, const char *database)
 }
 
 static void
-healthz_handle(struct request *req)
+healthz_handle(struct request *req, void *ctx)
 {
 	long long	value;
 
@@ -37,7 +43,7 @@ healthz_handle(struct request *req)
 		response_json(req, 200, status_body("ok", NULL), NULL);
 		return;
 	}
-	if (counter_read(&value) == 0) {
+	if (counter_read(ctx, &value) == 0) {
 		response_json(req, 200, status_body("ok", "ok"), NULL);
 		return;
 	}
@@ -53,7 +59,7 @@ static const struct responder healthz_responder = {
 	.threads = 4,		/* probes: a few a second */
 	.start = healthz_start,
 	.handle = healthz_handle,
-	.stop = counter_close,
+	.stop = healthz_stop,
 };
 
 int

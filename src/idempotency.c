@@ -30,12 +30,16 @@ static const struct db_statement stmt_expire = {
 	1, SSTMT_EXPIRE
 };
 
-static struct db	*expire_db;
-static pthread_t	 expire_thread;
-static pthread_mutex_t	 expire_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	 expire_cond;
-static int		 expire_running, expire_stopping;
-static unsigned int	 retention_s, period_s;
+/* The expiry thread of a tally-write process, on its own connection. */
+struct expiry {
+	const struct settings	*cfg;
+	struct db		*db;
+	pthread_t		 thread;
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cond;		/* the stop flag was set */
+	int			 stopping;	/* atomic */
+	unsigned int		 period_s;
+};
 
 int
 idempotency_key_check(const char *key)
@@ -49,9 +53,9 @@ idempotency_key_check(const char *key)
 }
 
 static int
-expire_stop_asked(void)
+expire_stop_asked(struct expiry *ex)
 {
-	return __atomic_load_n(&expire_stopping, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&ex->stopping, __ATOMIC_ACQUIRE);
 }
 
 /*
@@ -61,7 +65,7 @@ expire_stop_asked(void)
  * (the round reached its bound), 1 if it caught up, failed or stopped.
  */
 static int
-expire_round(void)
+expire_round(struct expiry *ex)
 {
 	PGresult	*res;
 	char		 secs[16];
@@ -69,10 +73,10 @@ expire_round(void)
 	int		 i;
 	long		 deleted;
 
-	snprintf(secs, sizeof(secs), "%u", retention_s);
+	snprintf(secs, sizeof(secs), "%u", ex->cfg->idem_retention_s);
 	for (i = 0; i < EXPIRE_ROUND_MAX; i++) {
-		if (expire_stop_asked() ||
-		    db_exec(expire_db, &stmt_expire, params, &res) != 0)
+		if (expire_stop_asked(ex) ||
+		    db_exec(ex->db, &stmt_expire, params, &res) != 0)
 			return 1;
 		deleted = strtol(PQcmdTuples(res), NULL, 10);
 		PQclear(res);
@@ -87,68 +91,75 @@ expire_round(void)
 static void *
 expire_loop(void *arg)
 {
-	struct timespec	deadline;
-	int		done;
+	struct expiry	*ex = arg;
+	struct timespec	 deadline;
+	int		 done;
 
-	(void)arg;
-	pthread_mutex_lock(&expire_mu);
-	while (!expire_stopping) {
-		pthread_mutex_unlock(&expire_mu);
-		done = expire_round();
-		pthread_mutex_lock(&expire_mu);
+	pthread_mutex_lock(&ex->mu);
+	while (!ex->stopping) {
+		pthread_mutex_unlock(&ex->mu);
+		done = expire_round(ex);
+		pthread_mutex_lock(&ex->mu);
 		if (!done)
 			continue;
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += (time_t)period_s;
-		while (!expire_stopping && pthread_cond_timedwait(&expire_cond,
-		    &expire_mu, &deadline) == 0)
+		deadline.tv_sec += (time_t)ex->period_s;
+		while (!ex->stopping && pthread_cond_timedwait(&ex->cond,
+		    &ex->mu, &deadline) == 0)
 			;
 	}
-	pthread_mutex_unlock(&expire_mu);
+	pthread_mutex_unlock(&ex->mu);
 	return NULL;
 }
 
-int
+struct expiry *
 idempotency_expiry_start(const struct settings *s)
 {
-	pthread_condattr_t	attr;
+	struct expiry		*ex;
+	pthread_condattr_t	 attr;
 
-	retention_s = s->idem_retention_s;
+	if ((ex = calloc(1, sizeof(*ex))) == NULL ||
+	    (ex->db = db_new(s, "tally-write-expiry", &stmt_expire, 1)) ==
+	    NULL) {
+		log_error("out of memory", NULL);
+		free(ex);
+		return NULL;
+	}
+	ex->cfg = s;
 	/* Look a few times per retention period, at least every minute. */
-	period_s = retention_s / 4;
-	if (period_s < 1)
-		period_s = 1;
-	if (period_s > 60)
-		period_s = 60;
-	if ((expire_db = db_new(s, "tally-write-expiry", &stmt_expire, 1))
-	    == NULL)
-		return -1;
+	ex->period_s = s->idem_retention_s / 4;
+	if (ex->period_s < 1)
+		ex->period_s = 1;
+	if (ex->period_s > 60)
+		ex->period_s = 60;
+	pthread_mutex_init(&ex->mu, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&expire_cond, &attr);
+	pthread_cond_init(&ex->cond, &attr);
 	pthread_condattr_destroy(&attr);
-	if (pthread_create(&expire_thread, NULL, expire_loop, NULL) != 0) {
+	if (pthread_create(&ex->thread, NULL, expire_loop, ex) != 0) {
 		log_error("cannot start the key expiry thread", NULL);
-		db_free(expire_db);
-		expire_db = NULL;
-		return -1;
+		pthread_cond_destroy(&ex->cond);
+		pthread_mutex_destroy(&ex->mu);
+		db_free(ex->db);
+		free(ex);
+		return NULL;
 	}
-	expire_running = 1;
-	return 0;
+	return ex;
 }
 
 void
-idempotency_expiry_stop(void)
+idempotency_expiry_stop(struct expiry *ex)
 {
-	if (!expire_running)
+	if (ex == NULL)
 		return;
-	pthread_mutex_lock(&expire_mu);
-	__atomic_store_n(&expire_stopping, 1, __ATOMIC_RELEASE);
-	pthread_cond_signal(&expire_cond);
-	pthread_mutex_unlock(&expire_mu);
-	pthread_join(expire_thread, NULL);
-	pthread_cond_destroy(&expire_cond);
-	db_free(expire_db);
-	expire_db = NULL;
-	expire_running = 0;
+	pthread_mutex_lock(&ex->mu);
+	__atomic_store_n(&ex->stopping, 1, __ATOMIC_RELEASE);
+	pthread_cond_signal(&ex->cond);
+	pthread_mutex_unlock(&ex->mu);
+	pthread_join(ex->thread, NULL);
+	pthread_cond_destroy(&ex->cond);
+	pthread_mutex_destroy(&ex->mu);
+	db_free(ex->db);
+	free(ex);
 }

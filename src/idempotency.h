@@ -12,12 +12,15 @@
 /* Returns 0 if key is 1 to 255 printable ASCII characters, else -1. */
 int	idempotency_key_check(const char *key);
 
-/* Starts the thread that deletes expired keys on its own connection.
- * Returns 0, or -1 if it cannot start. */
-int	idempotency_expiry_start(const struct settings *s);
+struct expiry;
+
+/* Starts the thread that deletes expired keys on its own connection. s
+ * must outlive it. Returns it, or NULL after logging why. */
+struct expiry	*idempotency_expiry_start(const struct settings *s);
 
 /* Stops that thread and waits for it: it finishes the delete under way
- * (bounded by the statement timeout) and starts no other. */
-void	idempotency_expiry_stop(void);
+ * (bounded by the statement timeout) and starts no other. Frees ex
+ * (NULL is a no-op). */
+void		 idempotency_expiry_stop(struct expiry *ex);
 
 #endif

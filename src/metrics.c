@@ -12,16 +12,20 @@
 #include "response.h"
 #include "stats.h"
 
-#define LOAD(field)	__atomic_load_n(&(field), __ATOMIC_RELAXED)
-
-/* When the responder (its supervisor, before any worker) started: the
+/* When the responder (its parent process, before any worker) started: the
  * same in every worker, so scrapes do not see it jump between them. */
 static time_t	started;
 
-static int
+static void *
 metrics_start(const struct settings *s)
 {
 	return counter_open(s, "tally-metrics");
+}
+
+static void
+metrics_stop(void *ctx)
+{
+	counter_close(ctx);
 }
 
 static void
@@ -40,15 +44,15 @@ histogram(FILE *f, const char *name, const char *label, const char *value,
 	size_t		i;
 
 	for (i = 0; i < STATS_BUCKETS; i++) {
-		cum += LOAD(h->buckets[i]);
+		cum += h->buckets[i];
 		fprintf(f, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label,
 		    value, stats_bucket_bounds[i], (unsigned long long)cum);
 	}
-	cum += LOAD(h->buckets[STATS_BUCKETS]);
+	cum += h->buckets[STATS_BUCKETS];
 	fprintf(f, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label,
 	    value, (unsigned long long)cum);
 	fprintf(f, "%s_sum{%s=\"%s\"} %.6f\n", name, label, value,
-	    (double)LOAD(h->sum_us) / 1e6);
+	    (double)h->sum_us / 1e6);
 	fprintf(f, "%s_count{%s=\"%s\"} %llu\n", name, label, value,
 	    (unsigned long long)cum);
 }
@@ -64,7 +68,7 @@ write_requests(FILE *f, const struct stats_segment *s)
 	for (r = 0; r < ROUTE__COUNT; r++)
 		for (m = 0; m < METHOD__COUNT; m++)
 			for (c = 0; c < SSTATUS__COUNT; c++) {
-				if ((n = LOAD(s->requests[r][m][c])) == 0)
+				if ((n = s->requests[r][m][c]) == 0)
 					continue;
 				fprintf(f, "http_requests_total{path=\"%s\","
 				    "method=\"%s\",code=\"", route_path(r),
@@ -100,24 +104,25 @@ write_database(FILE *f, const struct stats_segment *s, int up)
 	for (i = 0; i < SDBERR__COUNT; i++)
 		fprintf(f, "tally_db_errors_total{kind=\"%s\"} %llu\n",
 		    stats_db_error_names[i],
-		    (unsigned long long)LOAD(s->db_errors[i]));
+		    (unsigned long long)s->db_errors[i]);
 	help(f, "tally_db_reconnects_total", "counter",
 	    "Connections made again after a lost or failed one.");
 	fprintf(f, "tally_db_reconnects_total %llu\n",
-	    (unsigned long long)LOAD(s->db_reconnects));
+	    (unsigned long long)s->db_reconnects);
 }
 
 static void
-metrics_handle(struct request *req)
+metrics_handle(struct request *req, void *ctx)
 {
-	const struct stats_segment	*s = stats_segment();
-	long long			 value;
-	char				*text = NULL;
-	size_t				 len = 0;
-	FILE				*f;
-	int				 up;
+	struct stats_segment	 snap, *s = &snap;
+	long long		 value;
+	char			*text = NULL;
+	size_t			 len = 0;
+	FILE			*f;
+	int			 up;
 
-	up = counter_read(&value) == 0;
+	up = counter_read(ctx, &value) == 0;
+	stats_snapshot(&snap);
 	if ((f = open_memstream(&text, &len)) == NULL) {
 		response_error(req, 500, "out of memory", NULL);
 		return;
@@ -126,13 +131,13 @@ metrics_handle(struct request *req)
 	write_database(f, s, up);
 	help(f, "tally_value", "gauge",
 	    "The counter's value as last seen by a responder.");
-	if (LOAD(s->counter_seen))
+	if (s->counter_seen)
 		fprintf(f, "tally_value %lld\n",
-		    (long long)LOAD(s->counter_value));
+		    (long long)s->counter_value);
 	help(f, "tally_idempotent_replays_total", "counter",
 	    "POST /write answers replayed for a known Idempotency-Key.");
 	fprintf(f, "tally_idempotent_replays_total %llu\n",
-	    (unsigned long long)LOAD(s->idempotent_replays));
+	    (unsigned long long)s->idempotent_replays);
 	help(f, "tally_build_info", "gauge", "The running version of tally.");
 	fprintf(f, "tally_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
 	help(f, "process_start_time_seconds", "gauge",
@@ -160,7 +165,7 @@ static const struct responder metrics_responder = {
 	.threads = 2,		/* scrapes: one every few seconds */
 	.start = metrics_start,
 	.handle = metrics_handle,
-	.stop = counter_close,
+	.stop = metrics_stop,
 };
 
 int

@@ -19,10 +19,16 @@ struct read_call {
 _Static_assert(sizeof(struct read_call) <= RESPONDER_SCRATCH,
     "struct read_call fits the scratch space");
 
-static int
+static void *
 read_start(const struct settings *s)
 {
 	return counter_open(s, "tally-read");
+}
+
+static void
+read_stop(void *ctx)
+{
+	counter_close(ctx);
 }
 
 /* Called by the database thread: answers and ends the request. */
@@ -47,7 +53,7 @@ read_done(struct counter_call *c)
 }
 
 static void
-read_handle(struct request *req)
+read_handle(struct request *req, void *ctx)
 {
 	struct read_call	*r = responder_scratch(req);
 
@@ -59,7 +65,7 @@ read_handle(struct request *req)
 	r->c.span_id = req->span_id;
 	r->c.done = read_done;
 	responder_defer(req);
-	counter_post(&r->c);	/* req is the database thread's from here */
+	counter_post(ctx, &r->c);	/* req is the database thread's from here */
 }
 
 static const struct responder read_responder = {
@@ -70,7 +76,7 @@ static const struct responder read_responder = {
 	.threads = 8,		/* they only read and hand over */
 	.start = read_start,
 	.handle = read_handle,
-	.stop = counter_close,
+	.stop = read_stop,
 };
 
 int

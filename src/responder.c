@@ -31,9 +31,18 @@
 #define RESTART_DELAY_MS 1000
 #define MAX_PROCESSES	64
 
+/* What the threads of one worker process share: the responder, its
+ * handler's state, and the bound on a peer's reads and writes. */
+struct serving {
+	const struct responder	*r;
+	void			*ctx;
+	unsigned int		 io_timeout_s;
+};
+
 struct worker {
-	pthread_t	 thread;
-	int		 finished;	/* atomic */
+	pthread_t		 thread;
+	const struct serving	*sv;
+	int			 finished;	/* atomic */
 };
 
 /* One request from its accept to its end, and its handler's state. */
@@ -44,8 +53,6 @@ struct job {
 	struct job	*next_free;
 };
 
-static const struct responder	*me;
-static const struct settings	*cfg;
 static volatile sig_atomic_t	 stopping;
 
 /* Requests alive in this process (accepted and not yet ended), at most
@@ -131,12 +138,12 @@ responder_finish(FCGX_Request *fcgx)
  * way: libfcgi has closed that connection).
  */
 static int
-next_request(FCGX_Request *fcgx)
+next_request(FCGX_Request *fcgx, unsigned int io_timeout_s)
 {
 	int	fd;
 
 	if (fcgx->ipcFd < 0) {
-		if ((fd = accept_connection(cfg->io_timeout_s)) < 0) {
+		if ((fd = accept_connection(io_timeout_s)) < 0) {
 			if (!accept_error_passes(errno) && !stopping) {
 				log_error("accept failed", "error",
 				    strerror(errno), NULL);
@@ -225,7 +232,7 @@ responder_done(struct request *req)
 /* Serves the job's request; returns 1 if the handler deferred it (the
  * job then belongs to whoever ends it), else 0. */
 static int
-serve(struct job *j)
+serve(struct job *j, const struct serving *sv)
 {
 	struct request	*req = &j->req;
 
@@ -233,12 +240,12 @@ serve(struct job *j)
 	request_init(req, &j->fcgx);
 	log_set_request_id(req->request_id);
 	log_set_trace(req->trace_id, req->span_id);
-	if ((me->routes & ROUTE_BIT(req->route)) == 0)
+	if ((sv->r->routes & ROUTE_BIT(req->route)) == 0)
 		response_error(req, 404, "not found", NULL);
-	else if ((me->methods & (1u << req->method)) == 0)
-		response_method_not_allowed(req, me->allow);
+	else if ((sv->r->methods & (1u << req->method)) == 0)
+		response_method_not_allowed(req, sv->r->allow);
 	else
-		me->handle(req);
+		sv->r->handle(req, sv->ctx);
 	log_set_request_id(NULL);
 	log_set_trace(NULL, NULL);
 	return deferred_here;
@@ -257,9 +264,9 @@ worker_run(void *arg)
 	while (!stopping) {
 		if (j == NULL && (j = job_get()) == NULL)
 			break;
-		if (next_request(&j->fcgx) != 0)
+		if (next_request(&j->fcgx, w->sv->io_timeout_s) != 0)
 			continue;
-		if (serve(j))
+		if (serve(j, w->sv))
 			j = NULL;
 		else
 			responder_finish(&j->fcgx);
@@ -299,8 +306,9 @@ wait_for_stop_signal(void)
 
 /* One worker process: threads that accept and serve until a stop signal. */
 static int
-run_workers(void)
+run_workers(const struct responder *r, const struct settings *cfg)
 {
+	struct serving	 sv = { r, NULL, cfg->io_timeout_s };
 	struct worker	*w;
 	pthread_attr_t	 attr;
 	struct timespec	 pause = { 0, 50 * 1000 * 1000 };
@@ -310,15 +318,19 @@ run_workers(void)
 	 * repairs a truncated one. */
 	stats_open(cfg->run_dir);
 	jobs_max = cfg->threads + cfg->batch_max;
-	if (me->start != NULL && me->start(cfg) != 0)
+	if ((sv.ctx = r->start(cfg)) == NULL) {
+		log_error("the responder could not start; see above", NULL);
 		return 1;
+	}
 	if ((w = calloc(n, sizeof(*w))) == NULL)
 		log_fatal("out of memory", NULL);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, THREAD_STACK);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		w[i].sv = &sv;
 		if (pthread_create(&w[i].thread, &attr, worker_run, &w[i]) != 0)
 			log_fatal("cannot start a thread", NULL);
+	}
 	pthread_attr_destroy(&attr);
 
 	(void)wait_for_stop_signal();
@@ -341,14 +353,13 @@ run_workers(void)
 	for (i = 0; i < n; i++)
 		pthread_join(w[i].thread, NULL);
 	free(w);
-	if (me->stop != NULL)
-		me->stop();	/* ends the requests handed over */
+	r->stop(sv.ctx);	/* ends the requests handed over */
 	jobs_free_all();
 	return 0;
 }
 
 static pid_t
-spawn_worker(void)
+spawn_worker(const struct responder *r, const struct settings *cfg)
 {
 	pid_t	parent = getpid(), pid = fork();
 
@@ -358,7 +369,7 @@ spawn_worker(void)
 	 * parent may be pid 1, in a container: compare with its own pid). */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
 		_exit(1);
-	_exit(run_workers());
+	_exit(run_workers(r, cfg));
 }
 
 /*
@@ -375,9 +386,10 @@ struct slot {
 };
 
 static void
-slot_start(struct slot *sl)
+slot_start(struct slot *sl, const struct responder *r,
+    const struct settings *cfg)
 {
-	sl->pid = spawn_worker();
+	sl->pid = spawn_worker(r, cfg);
 	sl->started_ms = monotonic_ms();
 	sl->restart_ms = 0;
 }
@@ -419,13 +431,14 @@ reap_workers(struct slot *slots, unsigned int n)
 
 /* Starts the workers whose restart is due. */
 static void
-restart_workers(struct slot *slots, unsigned int n)
+restart_workers(struct slot *slots, unsigned int n,
+    const struct responder *r, const struct settings *cfg)
 {
 	unsigned int	i;
 
 	for (i = 0; i < n; i++)
 		if (slots[i].pid == -1 && monotonic_ms() >= slots[i].restart_ms)
-			slot_start(&slots[i]);
+			slot_start(&slots[i], r, cfg);
 }
 
 /* Sends SIGTERM to every worker and waits until all have exited (each
@@ -447,7 +460,7 @@ stop_workers(struct slot *slots, unsigned int n)
 }
 
 static int
-supervise(void)
+run_parent(const struct responder *r, const struct settings *cfg)
 {
 	struct slot	 slots[MAX_PROCESSES];
 	unsigned int	 i, n = cfg->processes;
@@ -456,7 +469,7 @@ supervise(void)
 	int		 sig;
 
 	for (i = 0; i < n; i++)
-		slot_start(&slots[i]);
+		slot_start(&slots[i], r, cfg);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -468,7 +481,7 @@ supervise(void)
 			break;
 		}
 		reap_workers(slots, n);
-		restart_workers(slots, n);
+		restart_workers(slots, n, r, cfg);
 	}
 	stop_workers(slots, n);
 	return 0;
@@ -476,19 +489,19 @@ supervise(void)
 
 /* --version, --help, or usage on stderr: the exit status, or -1 to run. */
 static int
-arguments(int argc, char **argv)
+arguments(const char *name, int argc, char **argv)
 {
 	if (argc == 1)
 		return -1;
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-		printf("%s %s\n", me->name, PACKAGE_VERSION);
+		printf("%s %s\n", name, PACKAGE_VERSION);
 		return 0;
 	}
 	fprintf(argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
 	    "usage: %s [--help | --version]\n"
 	    "A tally FastCGI responder. It serves the listening socket on its "
 	    "standard input,\nas spawn-fcgi hands it over. Its TALLY_* "
-	    "settings: README.md, section \"Configuration\".\n", me->name);
+	    "settings: README.md, section \"Configuration\".\n", name);
 	return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 }
 
@@ -503,9 +516,8 @@ responder_main(const struct responder *r, int argc, char **argv)
 	struct json_object	*fields;
 	int			 status;
 
-	me = r;
 	log_init(r->name);
-	if ((status = arguments(argc, argv)) >= 0)
+	if ((status = arguments(r->name, argc, argv)) >= 0)
 		return status;
 	if (geteuid() == 0 || getegid() == 0)
 		log_fatal("refusing to run as root: start it through "
@@ -514,7 +526,6 @@ responder_main(const struct responder *r, int argc, char **argv)
 		log_fatal("bad configuration", "error", err, NULL);
 	if (settings.threads == 0)
 		settings.threads = r->threads > 0 ? r->threads : 1;
-	cfg = &settings;
 	if (fstat(0, &st) != 0 || !S_ISSOCK(st.st_mode))
 		log_fatal("standard input is not a socket: run it under "
 		    "spawn-fcgi", NULL);
@@ -541,6 +552,6 @@ responder_main(const struct responder *r, int argc, char **argv)
 	    json_object_new_int((int)settings.threads));
 	log_event(LOG_LEVEL_INFO, "started", fields);
 	if (settings.processes == 1)
-		return run_workers();
-	return supervise();
+		return run_workers(r, &settings);
+	return run_parent(r, &settings);
 }

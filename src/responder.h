@@ -18,12 +18,15 @@ struct responder {
 	unsigned int	 methods;	/* 1u << METHOD_x it accepts */
 	const char	*allow;		/* the Allow header for a 405 */
 	unsigned int	 threads;	/* per worker, unless TALLY_THREADS */
-	/* Once in each worker process before serving; 0, or -1 to exit. */
-	int		(*start)(const struct settings *s);
-	/* Answers one request; the method and route are already checked. */
-	void		(*handle)(struct request *req);
-	/* After the last request; may be NULL. */
-	void		(*stop)(void);
+	/* Once in each worker process before serving: returns the
+	 * handler's state (what handle and stop receive as ctx), or NULL
+	 * to exit. s outlives the process's requests. */
+	void		*(*start)(const struct settings *s);
+	/* Answers one request; the method and route are already checked.
+	 * Called from many threads at once. */
+	void		 (*handle)(struct request *req, void *ctx);
+	/* After the last request: ends those handed over, frees ctx. */
+	void		 (*stop)(void *ctx);
 };
 
 #define METHODS_READ	((1u << METHOD_GET) | (1u << METHOD_HEAD))

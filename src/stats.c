@@ -16,7 +16,7 @@
 #include "stats.h"
 
 #define STATS_MAGIC	0x74616c6c796d7472ULL	/* "tallymtr" */
-#define STATS_VERSION	1
+#define STATS_VERSION	2
 
 const double stats_bucket_bounds[STATS_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -218,10 +218,41 @@ stats_open(const char *run_dir)
 	return 0;
 }
 
-const struct stats_segment *
-stats_segment(void)
+static void
+load_words(uint64_t *to, const uint64_t *from, size_t n)
 {
-	return seg;
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+}
+
+#define LOAD_ALL(to, from) \
+	load_words((uint64_t *)(to), (const uint64_t *)(from), \
+	    sizeof(from) / (sizeof(uint64_t)))
+
+void
+stats_snapshot(struct stats_segment *out)
+{
+	_Static_assert(sizeof(struct stats_histogram) % sizeof(uint64_t) == 0,
+	    "a histogram is 64-bit words");
+
+	out->magic = seg->magic;
+	out->version = seg->version;
+	out->size = seg->size;
+	out->created = __atomic_load_n(&seg->created, __ATOMIC_RELAXED);
+	LOAD_ALL(out->requests, seg->requests);
+	LOAD_ALL(out->request_duration, seg->request_duration);
+	LOAD_ALL(out->db_query_duration, seg->db_query_duration);
+	LOAD_ALL(out->db_errors, seg->db_errors);
+	out->db_reconnects = __atomic_load_n(&seg->db_reconnects,
+	    __ATOMIC_RELAXED);
+	out->idempotent_replays = __atomic_load_n(&seg->idempotent_replays,
+	    __ATOMIC_RELAXED);
+	out->counter_value = __atomic_load_n(&seg->counter_value,
+	    __ATOMIC_RELAXED);
+	out->counter_seen = __atomic_load_n(&seg->counter_seen,
+	    __ATOMIC_RELAXED);
 }
 
 static void
@@ -234,7 +265,6 @@ histogram_add(struct stats_histogram *h, double seconds)
 			break;
 	ADD(h->buckets[i], 1);
 	ADD(h->sum_us, (uint64_t)(seconds * 1e6 + 0.5));
-	ADD(h->count, 1);
 }
 
 static enum stats_status
@@ -274,13 +304,6 @@ void
 stats_db_reconnect(void)
 {
 	ADD(seg->db_reconnects, 1);
-}
-
-void
-stats_db_up(int up)
-{
-	STORE(seg->db_up, (uint64_t)(up != 0));
-	STORE(seg->db_up_seen, 1);
 }
 
 void

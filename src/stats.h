@@ -34,7 +34,6 @@ enum stats_db_error {
 struct stats_histogram {
 	uint64_t	buckets[STATS_BUCKETS + 1];	/* not cumulative */
 	uint64_t	sum_us;
-	uint64_t	count;
 };
 
 struct stats_segment {
@@ -50,8 +49,6 @@ struct stats_segment {
 	uint64_t	idempotent_replays;
 	int64_t		counter_value;
 	uint64_t	counter_seen;
-	uint64_t	db_up;		/* 1 after a good query, 0 after a failure */
-	uint64_t	db_up_seen;
 };
 
 /* Maps the segment in run_dir ("stats"), creating it, or extending it if
@@ -63,15 +60,15 @@ struct stats_segment {
  * why and falls back to process-local counters; returns -1. */
 int	stats_open(const char *run_dir);
 
-/* The mapped segment (or the local fallback); never NULL after open. */
-const struct stats_segment *stats_segment(void);
+/* Copies the segment (or the local fallback), each field read
+ * atomically: what the metrics responder writes out. */
+void	stats_snapshot(struct stats_segment *out);
 
 /* Counts an answered request that took seconds. */
 void	stats_request_done(const struct request *req, double seconds);
 void	stats_db_query(enum stats_stmt stmt, double seconds);
 void	stats_db_error(enum stats_db_error kind);
 void	stats_db_reconnect(void);
-void	stats_db_up(int up);
 void	stats_counter_seen(long long value);
 void	stats_idempotent_replay(void);
 

@@ -2,6 +2,7 @@
  * the proxy chain. 200 always (405 for other methods: see responder.c). */
 #include "config.h"
 
+#include <stdlib.h>
 #include <time.h>
 
 #include "clientip.h"
@@ -9,18 +10,30 @@
 #include "response.h"
 #include "timestamp.h"
 
-static const struct settings	*cfg;
+struct time_ctx {
+	const struct cidr_list	*trusted;	/* TALLY_TRUSTED_PROXIES */
+};
 
-static int
+static void *
 time_start(const struct settings *s)
 {
-	cfg = s;
-	return 0;
+	struct time_ctx	*t;
+
+	if ((t = malloc(sizeof(*t))) != NULL)
+		t->trusted = &s->trusted_proxies;
+	return t;
 }
 
 static void
-time_handle(struct request *req)
+time_stop(void *ctx)
 {
+	free(ctx);
+}
+
+static void
+time_handle(struct request *req, void *ctx)
+{
+	const struct time_ctx	*t = ctx;
 	struct client_info	 ci;
 	struct timespec		 now;
 	struct json_object	*body, *chain;
@@ -29,7 +42,7 @@ time_handle(struct request *req)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	timestamp_format(&now, ts, sizeof(ts));
-	clientip_resolve(&cfg->trusted_proxies, req->remote_addr,
+	clientip_resolve(t->trusted, req->remote_addr,
 	    req->forwarded_for, &ci);
 	chain = json_object_new_array_ext((int)ci.chain_len);
 	for (i = 0; i < ci.chain_len; i++)
@@ -54,6 +67,7 @@ static const struct responder time_responder = {
 	.threads = 8,		/* CPU only: more threads only add switches */
 	.start = time_start,
 	.handle = time_handle,
+	.stop = time_stop,
 };
 
 int

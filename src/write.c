@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "counter.h"
 #include "idempotency.h"
@@ -28,19 +29,34 @@ struct write_call {
 _Static_assert(sizeof(struct write_call) <= RESPONDER_SCRATCH,
     "struct write_call fits the scratch space");
 
-static int
-write_start(const struct settings *s)
-{
-	if (counter_open(s, "tally-write") != 0)
-		return -1;
-	return idempotency_expiry_start(s);
-}
+struct write_ctx {
+	struct counter	*counter;
+	struct expiry	*expiry;	/* of old Idempotency-Keys */
+};
 
 static void
-write_stop(void)
+write_stop(void *ctx)
 {
-	idempotency_expiry_stop();
-	counter_close();
+	struct write_ctx	*w = ctx;
+
+	idempotency_expiry_stop(w->expiry);
+	counter_close(w->counter);
+	free(w);
+}
+
+static void *
+write_start(const struct settings *s)
+{
+	struct write_ctx	*w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return NULL;
+	if ((w->counter = counter_open(s, "tally-write")) == NULL ||
+	    (w->expiry = idempotency_expiry_start(s)) == NULL) {
+		write_stop(w);
+		return NULL;
+	}
+	return w;
 }
 
 /* Called by the database thread: answers and ends the request. */
@@ -69,8 +85,9 @@ write_done(struct counter_call *c)
 }
 
 static void
-write_handle(struct request *req)
+write_handle(struct request *req, void *ctx)
 {
+	struct write_ctx	*wc = ctx;
 	struct write_call	*w;
 	const char		*key;
 
@@ -89,7 +106,7 @@ write_handle(struct request *req)
 	w->c.span_id = req->span_id;
 	w->c.done = write_done;
 	responder_defer(req);
-	counter_post(&w->c);	/* req is the database thread's from here */
+	counter_post(wc->counter, &w->c);	/* req is the database thread's from here */
 }
 
 static const struct responder write_responder = {
