@@ -1,18 +1,13 @@
 /* tally - stats: counters shared by every responder process. */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "log.h"
+#include "shmfile.h"
 #include "stats.h"
 
 #define STATS_MAGIC	0x74616c6c796d7472ULL	/* "tallymtr" */
@@ -42,8 +37,7 @@ const int stats_status_codes[SSTATUS__COUNT] = {
 
 static struct stats_segment	 local_segment;
 static struct stats_segment	*seg = &local_segment;
-static int			 seg_fd = -1;	/* the mapped file */
-static int			 seg_repaired;	/* set by segment_fault */
+static struct shmfile		 seg_file;
 
 #define ADD(field, n)	__atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
 #define STORE(field, v)	__atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
@@ -64,113 +58,15 @@ segment_init(struct stats_segment *s)
 }
 
 /*
- * Whether the opened file may be the segment: a regular file of this
- * user with one name, no permission beyond 0660, at most the segment's
- * size. Returns NULL, or why not.
- */
-static const char *
-segment_file_refused(const struct stat *st)
-{
-	if (!S_ISREG(st->st_mode))
-		return "not a regular file";
-	if (st->st_uid != geteuid())
-		return "owned by another user";
-	if ((st->st_mode & 07777 & ~(mode_t)0660) != 0)
-		return "mode allows more than 0660";
-	if (st->st_nlink != 1)
-		return "it has other names (hard links)";
-	if (st->st_size > (off_t)sizeof(struct stats_segment))
-		return "larger than the segment: another layout; remove it "
-		    "and restart";
-	return NULL;
-}
-
-/*
- * Opens the segment's file without following a symbolic link, checks it,
- * and extends it to the segment's size if it is shorter (new, or
- * truncated). Returns the descriptor, or -1 after logging why.
- */
-static int
-segment_file_open(const char *path)
-{
-	struct stat	 st;
-	const char	*why;
-	int		 fd;
-
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0660);
-	if (fd == -1) {
-		log_error("stats: cannot open the shared segment; counting "
-		    "in this process only", "path", path, "error",
-		    errno == ELOOP ? "it is a symbolic link: refused" :
-		    strerror(errno), NULL);
-		return -1;
-	}
-	if (fstat(fd, &st) == -1 ||
-	    ((why = segment_file_refused(&st)) == NULL &&
-	    st.st_size < (off_t)sizeof(struct stats_segment) &&
-	    ftruncate(fd, (off_t)sizeof(struct stats_segment)) == -1))
-		why = strerror(errno);
-	if (why != NULL) {
-		log_error("stats: refusing the shared segment's file; "
-		    "counting in this process only", "path", path, "error",
-		    why, NULL);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/*
- * SIGBUS on the segment means that its file was cut short under the
- * mapping (truncate(1) by hand, a tool that "empties" files): extend the
- * file again and return, and the faulting access runs again on zeroed
- * pages. The process keeps serving; the counters start again from zero,
- * which Prometheus reads as a counter reset. Any other SIGBUS, or a file
- * that cannot be extended, takes the default action on the retried
- * access. Only async-signal-safe calls here.
- */
-static void
-segment_fault(int sig, siginfo_t *si, void *context)
-{
-	static const struct sigaction	 dfl = { .sa_handler = SIG_DFL };
-	const char			*addr = si->si_addr;
-	const char			*base = (const char *)seg;
-	int				 saved = errno;
-
-	(void)context;
-	if (seg != &local_segment && addr >= base &&
-	    addr < base + sizeof(*seg) &&
-	    ftruncate(seg_fd, (off_t)sizeof(*seg)) == 0)
-		__atomic_store_n(&seg_repaired, 1, __ATOMIC_RELAXED);
-	else
-		(void)sigaction(sig, &dfl, NULL);
-	errno = saved;
-}
-
-static void
-segment_fault_catch(void)
-{
-	struct sigaction	sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = segment_fault;
-	sa.sa_flags = SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGBUS, &sa, NULL) == -1)
-		log_warn("stats: cannot catch SIGBUS; a truncated stats file "
-		    "will stop this process", "error", strerror(errno), NULL);
-}
-
-/*
- * After segment_fault extended the file: says so once, and stamps the
- * zeroed header again so that new processes and the metrics responder
- * take the segment for what it is.
+ * After the file was truncated under the mapping and extended again (see
+ * shmfile.h): says so once, and stamps the zeroed header again so that
+ * new processes and the metrics responder take the segment for what it
+ * is. The counters start again from zero, which Prometheus reads as a
+ * counter reset.
  */
 static void
 segment_repair_done(void)
 {
-	if (__atomic_exchange_n(&seg_repaired, 0, __ATOMIC_RELAXED) == 0)
-		return;
 	segment_init(seg);
 	log_warn("stats: the shared stats file had been truncated; extended "
 	    "it again, the counters start again from zero", NULL);
@@ -181,7 +77,7 @@ stats_open(const char *run_dir)
 {
 	char			 path[PATH_MAX];
 	struct stats_segment	*m;
-	int			 fd, i;
+	int			 i;
 
 	local_segment.created = (int64_t)time(NULL);
 	if (snprintf(path, sizeof(path), "%s/stats", run_dir) >=
@@ -189,15 +85,11 @@ stats_open(const char *run_dir)
 		log_error("stats: run directory path too long", NULL);
 		return -1;
 	}
-	if ((fd = segment_file_open(path)) == -1)
-		return -1;
-	m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED) {
-		log_error("stats: cannot map the shared segment", "path",
-		    path, "error", strerror(errno), NULL);
-		close(fd);
+	if (shmfile_map(&seg_file, path, sizeof(*m), "stats") != 0) {
+		log_error("stats: counting in this process only", NULL);
 		return -1;
 	}
+	m = seg_file.base;
 	segment_init(m);
 	for (i = 0; i < 1000 &&
 	    __atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) != STATS_MAGIC; i++)
@@ -205,16 +97,11 @@ stats_open(const char *run_dir)
 	if (m->magic != STATS_MAGIC || m->version != STATS_VERSION ||
 	    m->size != sizeof(*m)) {
 		log_error("stats: the shared segment has another layout; "
-		    "remove it and restart", "path", path, NULL);
-		munmap(m, sizeof(*m));
-		close(fd);
+		    "remove it and restart; counting in this process only",
+		    "path", path, NULL);
 		return -1;
 	}
-	if (seg_fd != -1)
-		close(seg_fd);
-	seg_fd = fd;
 	seg = m;
-	segment_fault_catch();
 	return 0;
 }
 
@@ -284,7 +171,7 @@ stats_request_done(const struct request *req, double seconds)
 	ADD(seg->requests[req->route][req->method][status_index(req->status)],
 	    1);
 	histogram_add(&seg->request_duration[req->route], seconds);
-	if (__atomic_load_n(&seg_repaired, __ATOMIC_RELAXED))
+	if (shmfile_repaired(&seg_file))
 		segment_repair_done();
 }
 
