@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tally - observability (issue 4): GET /metrics adds up every responder
+# tally - observability: GET /metrics adds up every responder
 # process, passes promtool, and follows the database; responders log JSON
 # lines that carry the client's X-Request-Id; lighttpd's access log is JSON;
 # the alert rules and the dashboard are valid and use exported series.
@@ -171,7 +171,7 @@ metric_names_in() {
 	assert_equal "$(header content-type)" "text/plain; version=0.0.4; charset=utf-8"
 }
 
-@test "/metrics shows every series of issue 4 with plausible values" {
+@test "/metrics shows every documented series with plausible values" {
 	local version now start
 	http POST /write -d ''
 	scrape
@@ -377,7 +377,7 @@ EOF
 	} >"$rules"
 	run promtool check rules "$rules"
 	assert_success
-	# what the issue asks the dashboard to show
+	# what the dashboard must show
 	run jq -r '[.panels[].targets[]?.expr] | join("\n")' "$DASHBOARD"
 	assert_output --regexp 'histogram_quantile\(0.5, sum by \(path, le\) \(rate\(http_request_duration_seconds_bucket'
 	assert_output --regexp 'histogram_quantile\(0.99, sum by \(path, le\) \(rate\(http_request_duration_seconds_bucket'
