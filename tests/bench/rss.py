@@ -3,11 +3,11 @@
     rss.py --duration 60 --out memory.tsv time=PID read=PID ...
 
 Each PID is the root of one responder's process tree (scripts/stack.sh's
-restart loop). Once a second, for each responder, it sums the resident
+keeper loop). Once a second, for each responder, it sums the resident
 set size (VmRSS) of every process of the tree whose name starts with
-"tally-" (the master and its workers), and writes one line per responder:
-seconds, responder, processes, rss_kib. Exits 1 if a responder has no
-tally-* process at some sample.
+"tally-" (the parent process and its workers), and writes one line per
+responder: seconds, responder, processes, rss_kib. Exits 1 if a responder
+has no tally-* process at some sample.
 """
 
 import argparse
