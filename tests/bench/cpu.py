@@ -16,26 +16,20 @@ through a load, and a short-lived one (a psql) is not part of it.
 import os
 import sys
 
+import proctree
+
 TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
 
 
 def processes():
     """{pid: (ppid, comm, cpu_us)} of every process readable now."""
     table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii",
-                      errors="replace") as f:
-                stat = f.read()
-        except OSError:
-            continue
+    for pid, stat in proctree.read_all("stat").items():
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2:].split()
         # fields[1] is ppid; fields[11], fields[12] utime, stime
-        table[int(entry)] = (int(fields[1]), comm,
-                             (int(fields[11]) + int(fields[12])) * TICK_US)
+        table[pid] = (int(fields[1]), comm,
+                      (int(fields[11]) + int(fields[12])) * TICK_US)
     return table
 
 
@@ -45,19 +39,11 @@ def main(argv):
         return 2
     roots = {int(p) for p in argv}
     table = processes()
-    children = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    seen, todo, totals = set(), [p for p in roots if p in table], {}
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
+    totals = {}
+    for pid in proctree.under(table, roots):
         _, comm, cpu = table[pid]
         # postgres names its processes "postgres: ..." in the title only
         totals[comm] = totals.get(comm, 0) + cpu
-        todo.extend(children.get(pid, []))
     for comm in sorted(totals):
         print(f"{comm}\t{totals[comm]:.0f}")
     return 0

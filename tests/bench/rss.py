@@ -3,48 +3,36 @@
     rss.py --duration 60 --out memory.tsv time=PID read=PID ...
 
 Each PID is the root of one responder's process tree (scripts/stack.sh's
-restart loop). Once a second, for each responder, it sums the resident
+keeper loop). Once a second, for each responder, it sums the resident
 set size (VmRSS) of every process of the tree whose name starts with
-"tally-" (the master and its workers), and writes one line per responder:
-seconds, responder, processes, rss_kib. Exits 1 if a responder has no
-tally-* process at some sample.
+"tally-" (the parent process and its workers), and writes one line per
+responder: seconds, responder, processes, rss_kib. Exits 1 if a responder
+has no tally-* process at some sample.
 """
 
 import argparse
-import os
 import sys
 import time
+
+import proctree
 
 
 def process_table():
     """{pid: (ppid, name, rss_kib)} of every process readable in /proc."""
     table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status", encoding="ascii",
-                      errors="replace") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
+    for pid, status in proctree.read_all("status").items():
+        fields = dict(line.split(":", 1) for line in status.splitlines()
+                      if ":" in line)
         rss = fields.get("VmRSS", "0 kB").split()[0]
-        table[int(entry)] = (int(fields["PPid"]), fields["Name"].strip(),
-                             int(rss))
+        table[pid] = (int(fields["PPid"]), fields["Name"].strip(), int(rss))
     return table
 
 
 def tree_usage(table, root):
     """(processes, rss_kib) of the tally-* processes under root."""
-    children = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
     count = rss = 0
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        if pid in table and table[pid][1].startswith("tally-"):
+    for pid in proctree.under(table, [root]):
+        if table[pid][1].startswith("tally-"):
             count += 1
             rss += table[pid][2]
     return count, rss

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tally - the page in a real browser (issue 7): Debian's chromium, headless,
+# tally - the page in a real browser: Debian's chromium, headless,
 # driven by playwright-core (tests/e2e/browser.js) against the real stack.
 # setup_file runs every scenario in one browser (a launch is the slow
 # part); each test below reports one scenario. A missing browser or npm

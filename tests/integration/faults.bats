@@ -78,6 +78,11 @@ db_outage_under_load() {
 	db_outage_under_load immediate
 }
 
+# seconds_passed T N: true when N seconds have passed since T.
+seconds_passed() {
+	awk -v s="$(seconds_since "$1")" -v n="$2" 'BEGIN { exit !(s >= n) }'
+}
+
 @test "exactness across two database restarts during 20 s of concurrent writes" {
 	local initial t0
 	initial=$(counter_value)
@@ -91,9 +96,7 @@ db_outage_under_load() {
 	stack_pg_stop immediate
 	sleep 2
 	stack_pg_start
-	while awk -v s="$(seconds_since "$t0")" 'BEGIN { exit !(s < 20) }'; do
-		sleep 0.5
-	done
+	wait_until 20 seconds_passed "$t0" 20
 	load_stop restarts
 	local file
 	file=$(load_out restarts)

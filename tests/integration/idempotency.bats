@@ -3,6 +3,13 @@
 
 load ../lib/helpers
 
+# write_with_key_answers_200 KEY: POST /write with KEY once; true when it
+# answered 200 (HTTP_* hold the answer either way).
+write_with_key_answers_200() {
+	write_with_key "$1"
+	[[ $HTTP_STATUS == 200 ]]
+}
+
 @test "the same key twice: one increment, the same value, the replay header" {
 	local before first
 	before=$(counter_value)
@@ -68,12 +75,7 @@ load ../lib/helpers
 	assert_equal "$(counter_value)" "$((before + 1))"
 	stack_pg_stop fast
 	stack_pg_start
-	local i
-	for ((i = 0; i < 50; i++)); do
-		write_with_key "$key"
-		[[ $HTTP_STATUS == 200 ]] && break
-		sleep 0.1
-	done
+	wait_until 5 write_with_key_answers_200 "$key"
 	assert_equal "$HTTP_STATUS" 200
 	assert_equal "$(header idempotent-replayed)" "true"
 	assert_equal "$(jq -r .counter <<<"$HTTP_BODY")" "$((before + 1))"

@@ -63,12 +63,12 @@ stats_size() {
 
 # replace_worker NAME: kills one worker of NAME; waits for its successor.
 replace_worker() {
-	local master worker
-	master=$(responder_parent "$1")
+	local parent worker
+	parent=$(responder_parent "$1")
 	worker=$(responder_workers "$1" | head -1)
 	kill -KILL "$worker"
 	wait_until 10 none_alive "$worker"
-	wait_until 10 responder_has_workers "$1" "$master" 2
+	wait_until 10 responder_has_workers "$1" "$parent" 2
 }
 
 @test "a symbolic link or a file others may write in place of the stats file is refused, with a clear error" {

@@ -8,8 +8,9 @@
  *
  * A failure prints the file and line, the expression, what the code had
  * and what the test wanted, and the case check_case() last named (the
- * input of a table-driven test); then it aborts, so a test stops at its
- * first broken condition, as with assert(), and make check counts it. */
+ * input of a table-driven test), unless check_case_end() ended it; then it
+ * aborts, so a test stops at its first broken condition, as with assert(),
+ * and make check counts it. */
 #ifndef TALLY_CHECK_H
 #define TALLY_CHECK_H
 
@@ -46,6 +47,13 @@ check_case(const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(check_case_text(), 256, fmt, ap);
 	va_end(ap);
+}
+
+/* Ends the case check_case() named: the checks after it are about none. */
+static inline void
+check_case_end(void)
+{
+	check_case_text()[0] = '\0';
 }
 
 /* Reports a broken condition and aborts; have and want may be NULL. */

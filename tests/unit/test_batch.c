@@ -2,16 +2,14 @@
  * item runs exactly once, before its submit returns; two runs never
  * overlap; items that wait while a run is under way form the next batch,
  * at most max long, in the order they arrived. */
-#undef NDEBUG
-#include <assert.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "batch.h"
+#include "check.h"
 
 #define MAX_RUNS	64
 #define WAIT_LIMIT_S	10
@@ -48,8 +46,8 @@ record_init(struct record *r, size_t max, int hold_first)
 	memset(r, 0, sizeof(*r));
 	r->max = max;
 	r->hold_first = hold_first;
-	assert(pthread_mutex_init(&r->mu, NULL) == 0);
-	assert(pthread_cond_init(&r->cv, NULL) == 0);
+	CHECK_INT(pthread_mutex_init(&r->mu, NULL), 0);
+	CHECK_INT(pthread_cond_init(&r->cv, NULL), 0);
 }
 
 static void
@@ -79,15 +77,15 @@ run(void *ctx, struct batch_item **items, size_t n)
 	struct item	*it;
 	size_t		 i, run_no;
 
-	assert(n >= 1 && n <= r->max);
-	assert(__atomic_exchange_n(&r->running, 1, __ATOMIC_ACQ_REL) == 0);
+	CHECK(n >= 1 && n <= r->max);
+	CHECK_INT(__atomic_exchange_n(&r->running, 1, __ATOMIC_ACQ_REL), 0);
 	pthread_mutex_lock(&r->mu);
 	run_no = r->nruns++;
 	if (run_no < MAX_RUNS)
 		r->sizes[run_no] = n;
 	for (i = 0; i < n; i++) {
 		it = items[i]->arg;
-		assert(__atomic_add_fetch(&it->runs, 1, __ATOMIC_ACQ_REL) == 1);
+		CHECK_INT(__atomic_add_fetch(&it->runs, 1, __ATOMIC_ACQ_REL), 1);
 		if (r->total < sizeof(r->order) / sizeof(r->order[0]))
 			r->order[r->total] = it->id;
 		r->total++;
@@ -95,7 +93,7 @@ run(void *ctx, struct batch_item **items, size_t n)
 	pthread_mutex_unlock(&r->mu);
 	hold_if_first(r, run_no);
 	sched_yield();	/* widen the window in which others pile up */
-	assert(__atomic_exchange_n(&r->running, 0, __ATOMIC_ACQ_REL) == 1);
+	CHECK_INT(__atomic_exchange_n(&r->running, 0, __ATOMIC_ACQ_REL), 1);
 }
 
 static void *
@@ -107,7 +105,7 @@ submit_all(void *arg)
 	for (i = 0; i < s->n; i++) {
 		batch_submit(s->b, &s->items[i]);
 		/* Run once, and before batch_submit returned. */
-		assert(__atomic_load_n(&s->items[i].runs, __ATOMIC_ACQUIRE) ==
+		CHECK_INT(__atomic_load_n(&s->items[i].runs, __ATOMIC_ACQUIRE),
 		    1);
 	}
 	return NULL;
@@ -136,49 +134,46 @@ static void
 wait_first_entered(struct record *r)
 {
 	struct timespec	start;
+	int		first_run_started;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		pthread_mutex_lock(&r->mu);
-		if (r->first_entered) {
-			pthread_mutex_unlock(&r->mu);
-			return;
-		}
+		first_run_started = r->first_entered;
 		pthread_mutex_unlock(&r->mu);
-		if (elapsed_s(&start) > WAIT_LIMIT_S) {
-			fprintf(stderr, "the first run never started\n");
-			abort();
-		}
+		if (first_run_started || elapsed_s(&start) > WAIT_LIMIT_S)
+			break;
 		pause_ms(1);
 	}
+	CHECK(first_run_started);
 }
 
-/* Waits until n items are queued; copies their ids in queue order. */
+/* Waits, at most WAIT_LIMIT_S, until n items are queued; copies their
+ * ids in queue order. */
 static void
 wait_queued(struct batch *b, size_t n, int *ids)
 {
 	struct timespec		 start;
 	struct batch_item	*p;
-	size_t			 len;
+	size_t			 items_queued;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		pthread_mutex_lock(&b->mu);
-		len = 0;
+		items_queued = 0;
 		for (p = b->head; p != NULL; p = p->next)
-			len++;
-		if (len == n)
-			for (len = 0, p = b->head; p != NULL; p = p->next)
-				ids[len++] = ((struct item *)p->arg)->id;
+			items_queued++;
+		if (items_queued == n)
+			for (items_queued = 0, p = b->head; p != NULL;
+			    p = p->next)
+				ids[items_queued++] =
+				    ((struct item *)p->arg)->id;
 		pthread_mutex_unlock(&b->mu);
-		if (len == n)
-			return;
-		if (elapsed_s(&start) > WAIT_LIMIT_S) {
-			fprintf(stderr, "%zu of %zu items queued\n", len, n);
-			abort();
-		}
+		if (items_queued == n || elapsed_s(&start) > WAIT_LIMIT_S)
+			break;
 		pause_ms(1);
 	}
+	CHECK_INT(items_queued, n);
 }
 
 static void
@@ -203,23 +198,23 @@ test_many_threads(void)
 	size_t			 i;
 
 	record_init(&r, 8, 0);
-	assert(batch_init(&b, r.max, run, &r) == 0);
+	CHECK_INT(batch_init(&b, r.max, run, &r), 0);
 	items = calloc(THREADS * EACH, sizeof(*items));
-	assert(items != NULL);
+	CHECK(items != NULL);
 	for (i = 0; i < THREADS; i++) {
 		s[i].b = &b;
 		s[i].items = items + i * EACH;
 		s[i].n = EACH;
-		assert(pthread_create(&t[i], NULL, submit_all, &s[i]) == 0);
+		CHECK_INT(pthread_create(&t[i], NULL, submit_all, &s[i]), 0);
 	}
 	for (i = 0; i < THREADS; i++)
-		assert(pthread_join(t[i], NULL) == 0);
-	assert(r.total == THREADS * EACH);
-	assert(r.nruns >= (r.total + r.max - 1) / r.max);
-	assert(r.nruns <= r.total);
+		CHECK_INT(pthread_join(t[i], NULL), 0);
+	CHECK_INT(r.total, THREADS * EACH);
+	CHECK(r.nruns >= (r.total + r.max - 1) / r.max);
+	CHECK(r.nruns <= r.total);
 	for (i = 0; i < THREADS * EACH; i++)
-		assert(items[i].runs == 1);
-	assert(b.head == NULL);
+		CHECK_INT(items[i].runs, 1);
+	CHECK(b.head == NULL);
 	batch_destroy(&b);
 	record_destroy(&r);
 	free(items);
@@ -240,34 +235,35 @@ hold_and_release(size_t max, size_t waiters, struct record *r)
 	int			 queued[128];
 	size_t			 i;
 
-	assert(waiters < sizeof(queued) / sizeof(queued[0]));
+	CHECK(waiters < sizeof(queued) / sizeof(queued[0]));
 	record_init(r, max, 1);
-	assert(batch_init(&b, max, run, r) == 0);
+	CHECK_INT(batch_init(&b, max, run, r), 0);
 	items = calloc(waiters + 1, sizeof(*items));
 	s = calloc(waiters + 1, sizeof(*s));
 	t = calloc(waiters + 1, sizeof(*t));
-	assert(items != NULL && s != NULL && t != NULL);
+	CHECK(items != NULL && s != NULL && t != NULL);
 	for (i = 0; i <= waiters; i++) {
 		items[i].id = (int)i;
 		s[i].b = &b;
 		s[i].items = &items[i];
 		s[i].n = 1;
 	}
-	assert(pthread_create(&t[0], NULL, submit_all, &s[0]) == 0);
+	CHECK_INT(pthread_create(&t[0], NULL, submit_all, &s[0]), 0);
 	wait_first_entered(r);
 	for (i = 1; i <= waiters; i++)
-		assert(pthread_create(&t[i], NULL, submit_all, &s[i]) == 0);
+		CHECK_INT(pthread_create(&t[i], NULL, submit_all, &s[i]), 0);
 	wait_queued(&b, waiters, queued);
 	release(r);
 	for (i = 0; i <= waiters; i++)
-		assert(pthread_join(t[i], NULL) == 0);
+		CHECK_INT(pthread_join(t[i], NULL), 0);
 
-	assert(r->total == waiters + 1);
-	assert(r->order[0] == 0 && r->sizes[0] == 1);
+	CHECK_INT(r->total, waiters + 1);
+	CHECK_INT(r->order[0], 0);
+	CHECK_INT(r->sizes[0], 1);
 	for (i = 0; i < waiters; i++)
-		assert(r->order[i + 1] == queued[i]);
+		CHECK_INT(r->order[i + 1], queued[i]);
 	for (i = 0; i <= waiters; i++)
-		assert(items[i].runs == 1);
+		CHECK_INT(items[i].runs, 1);
 	batch_destroy(&b);
 	free(items);
 	free(s);
@@ -280,8 +276,8 @@ test_waiters_form_one_batch(void)
 {
 	struct record	r;
 
-	assert(hold_and_release(64, 20, &r) == 2);
-	assert(r.sizes[1] == 20);
+	CHECK_INT(hold_and_release(64, 20, &r), 2);
+	CHECK_INT(r.sizes[1], 20);
 	record_destroy(&r);
 }
 
@@ -290,11 +286,13 @@ test_batches_at_most_max(void)
 {
 	struct record	r;
 
-	assert(hold_and_release(8, 20, &r) == 4);
-	assert(r.sizes[1] == 8 && r.sizes[2] == 8 && r.sizes[3] == 4);
+	CHECK_INT(hold_and_release(8, 20, &r), 4);
+	CHECK_INT(r.sizes[1], 8);
+	CHECK_INT(r.sizes[2], 8);
+	CHECK_INT(r.sizes[3], 4);
 	record_destroy(&r);
 
-	assert(hold_and_release(1, 5, &r) == 6);
+	CHECK_INT(hold_and_release(1, 5, &r), 6);
 	record_destroy(&r);
 }
 
@@ -308,15 +306,17 @@ test_alone(void)
 	int		i;
 
 	record_init(&r, 4, 0);
-	assert(batch_init(&b, r.max, run, &r) == 0);
+	CHECK_INT(batch_init(&b, r.max, run, &r), 0);
 	for (i = 0; i < 100; i++) {
 		it.id = i;
 		it.runs = 0;
 		batch_submit(&b, &it);
-		assert(it.runs == 1);
+		CHECK_INT(it.runs, 1);
 	}
-	assert(r.nruns == 100 && r.total == 100);
-	assert(r.sizes[0] == 1 && r.sizes[MAX_RUNS - 1] == 1);
+	CHECK_INT(r.nruns, 100);
+	CHECK_INT(r.total, 100);
+	CHECK_INT(r.sizes[0], 1);
+	CHECK_INT(r.sizes[MAX_RUNS - 1], 1);
 	batch_destroy(&b);
 	record_destroy(&r);
 }
@@ -330,10 +330,11 @@ test_max_zero(void)
 	struct item	it = { 1, 0 };
 
 	record_init(&r, 1, 0);
-	assert(batch_init(&b, 0, run, &r) == 0);
-	assert(b.max == 1);
+	CHECK_INT(batch_init(&b, 0, run, &r), 0);
+	CHECK_INT(b.max, 1);
 	batch_submit(&b, &it);
-	assert(it.runs == 1 && r.nruns == 1);
+	CHECK_INT(it.runs, 1);
+	CHECK_INT(r.nruns, 1);
 	batch_destroy(&b);
 	record_destroy(&r);
 }

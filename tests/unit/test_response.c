@@ -3,8 +3,6 @@
  * response.c, and the records read back: status, the headers every
  * answer carries, Content-Length, and a body that is valid JSON whatever
  * the message holds. */
-#undef NDEBUG
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +15,7 @@
 #include <fcgiapp.h>
 #include <json-c/json.h>
 
+#include "check.h"
 #include "response.h"
 #include "stats.h"
 
@@ -46,18 +45,18 @@ server_open(void)
 
 	if (tmp == NULL || *tmp == '\0')
 		tmp = "/tmp";
-	assert((size_t)snprintf(srv.dir, sizeof(srv.dir),
+	CHECK((size_t)snprintf(srv.dir, sizeof(srv.dir),
 	    "%s/tally-test-response.XXXXXX", tmp) < sizeof(srv.dir));
-	assert(mkdtemp(srv.dir) != NULL);
+	CHECK(mkdtemp(srv.dir) != NULL);
 	snprintf(srv.path, sizeof(srv.path), "%s/sock", srv.dir);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", srv.path);
 	srv.fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert(srv.fd != -1);
-	assert(bind(srv.fd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
-	assert(listen(srv.fd, 4) == 0);
-	assert(FCGX_Init() == 0);
+	CHECK(srv.fd != -1);
+	CHECK_INT(bind(srv.fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	CHECK_INT(listen(srv.fd, 4), 0);
+	CHECK_INT(FCGX_Init(), 0);
 }
 
 static void
@@ -73,7 +72,7 @@ put_record(unsigned char *p, int type, const void *content, size_t len)
 {
 	FCGI_Header	h;
 
-	assert(len < 65536);
+	CHECK(len < 65536);
 	memset(&h, 0, sizeof(h));
 	h.version = FCGI_VERSION_1;
 	h.type = (unsigned char)type;
@@ -102,10 +101,10 @@ client_send(const char *const *params)
 
 	for (; *params != NULL; params++) {
 		eq = strchr(*params, '=');
-		assert(eq != NULL);
+		CHECK(eq != NULL);
 		nlen = (size_t)(eq - *params);
 		vlen = strlen(eq + 1);
-		assert(nlen < 128 && vlen < 128);
+		CHECK(nlen < 128 && vlen < 128);
 		*q++ = (unsigned char)nlen;
 		*q++ = (unsigned char)vlen;
 		memcpy(q, *params, nlen);
@@ -123,11 +122,11 @@ client_send(const char *const *params)
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", srv.path);
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert(fd != -1);
-	assert(connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
-	assert(write(fd, buf, len) == (ssize_t)len);
+	CHECK(fd != -1);
+	CHECK_INT(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	CHECK_INT(write(fd, buf, len), len);
 	/* All sent: libfcgi, closing, waits for this end to close. */
-	assert(shutdown(fd, SHUT_WR) == 0);
+	CHECK_INT(shutdown(fd, SHUT_WR), 0);
 	return fd;
 }
 
@@ -147,24 +146,26 @@ client_receive(int fd, struct answer *a)
 		len += (size_t)n;
 	close(fd);
 	for (p = raw; p + FCGI_HEADER_LEN <= raw + len; p = next) {
-		assert(p[0] == FCGI_VERSION_1 && !ended);
+		CHECK_INT(p[0], FCGI_VERSION_1);
+		CHECK(!ended);
 		content = (size_t)p[4] << 8 | p[5];
 		next = p + FCGI_HEADER_LEN + content + p[6];
-		assert(next <= raw + len);
+		CHECK(next <= raw + len);
 		if (p[1] == FCGI_END_REQUEST)
 			ended = 1;
 		if (p[1] != FCGI_STDOUT)
 			continue;
-		assert(out + content < sizeof(all));
+		CHECK(out + content < sizeof(all));
 		memcpy(all + out, p + FCGI_HEADER_LEN, content);
 		out += content;
 	}
-	assert(p == raw + len && ended);
+	CHECK(p == raw + len);
+	CHECK(ended);
 	all[out] = '\0';
 
 	sep = strstr(all, "\r\n\r\n");
-	assert(sep != NULL);
-	assert((size_t)(sep - all) + 2 < sizeof(a->head));
+	CHECK(sep != NULL);
+	CHECK((size_t)(sep - all) + 2 < sizeof(a->head));
 	memcpy(a->head, all, (size_t)(sep - all) + 2);
 	a->head[sep - all + 2] = '\0';
 	a->body_len = out - (size_t)(sep + 4 - all);
@@ -182,8 +183,8 @@ exchange(const char *const *params, answer_fn fn, void *arg,
 	struct request	req;
 	int		fd = client_send(params);
 
-	assert(FCGX_InitRequest(&fcgx, srv.fd, 0) == 0);
-	assert(FCGX_Accept_r(&fcgx) == 0);
+	CHECK_INT(FCGX_InitRequest(&fcgx, srv.fd, 0), 0);
+	CHECK_INT(FCGX_Accept_r(&fcgx), 0);
 	request_init(&req, &fcgx);
 	fn(&req, arg);
 	*seen = req;
@@ -200,7 +201,7 @@ header(const struct answer *a, const char *name, char *buf, size_t size)
 
 	while (*p != '\0') {
 		end = strstr(p, "\r\n");
-		assert(end != NULL);
+		CHECK(end != NULL);
 		if (strncasecmp(p, name, nlen) == 0 && p[nlen] == ':' &&
 		    p[nlen + 1] == ' ') {
 			snprintf(buf, size, "%.*s", (int)(end - p - nlen - 2),
@@ -212,16 +213,17 @@ header(const struct answer *a, const char *name, char *buf, size_t size)
 	return NULL;
 }
 
+/* The answer has the header, with that value; a failure names the header
+ * and shows all of them. */
 static void
 expect_header(const struct answer *a, const char *name, const char *want)
 {
 	char		 buf[256];
 	const char	*got = header(a, name, buf, sizeof(buf));
 
-	if (got == NULL || strcmp(got, want) != 0)
-		fprintf(stderr, "%s: \"%s\", want \"%s\"\nheaders:\n%s\n", name,
-		    got != NULL ? got : "(none)", want, a->head);
-	assert(got != NULL && strcmp(got, want) == 0);
+	check_case("%s; headers:\n%s", name, a->head);
+	CHECK_STR(got, want);
+	check_case_end();
 }
 
 /* What every answer carries. */
@@ -245,13 +247,14 @@ parse_body(const struct answer *a)
 	struct json_object	*o;
 	size_t			 i;
 
-	assert(tok != NULL);
+	CHECK(tok != NULL);
 	for (i = 0; i < a->body_len; i++)
-		assert((unsigned char)a->body[i] >= 0x20);
+		CHECK((unsigned char)a->body[i] >= 0x20);
 	o = json_tokener_parse_ex(tok, a->body, (int)a->body_len);
-	assert(o != NULL && json_object_is_type(o, json_type_object));
-	assert(json_tokener_get_error(tok) == json_tokener_success);
-	assert((size_t)json_tokener_get_parse_end(tok) == a->body_len);
+	CHECK(o != NULL);
+	CHECK(json_object_is_type(o, json_type_object));
+	CHECK_INT(json_tokener_get_error(tok), json_tokener_success);
+	CHECK_INT(json_tokener_get_parse_end(tok), a->body_len);
 	json_tokener_free(tok);
 	return o;
 }
@@ -261,9 +264,9 @@ expect_error_body(const struct answer *a, const char *message)
 {
 	struct json_object	*o = parse_body(a), *e;
 
-	assert(json_object_object_length(o) == 1);
-	assert(json_object_object_get_ex(o, "error", &e));
-	assert(strcmp(json_object_get_string(e), message) == 0);
+	CHECK_INT(json_object_object_length(o), 1);
+	CHECK(json_object_object_get_ex(o, "error", &e));
+	CHECK_STR(json_object_get_string(e), message);
 	json_object_put(o);
 }
 
@@ -279,7 +282,7 @@ answer_counter(struct request *req, void *arg)
 
 	json_object_object_add(body, "counter",
 	    json_object_new_int64(*(long long *)arg));
-	assert(response_json(req, 200, body, NULL) == 0);
+	CHECK_INT(response_json(req, 200, body, NULL), 0);
 }
 
 /* GET /read answers 200 counted so far. */
@@ -303,17 +306,18 @@ test_json_answer(void)
 
 	before = reads_answered_200();
 	exchange(get_read, answer_counter, &counter, &req, &a);
-	assert(req.method == METHOD_GET && req.route == ROUTE_READ);
-	assert(req.status == 200);
+	CHECK_INT(req.method, METHOD_GET);
+	CHECK_INT(req.route, ROUTE_READ);
+	CHECK_INT(req.status, 200);
 	expect_common(&a, "200 OK", strlen("{\"counter\":42}"));
 	expect_header(&a, "Content-Type", "application/json");
-	assert(strcmp(a.body, "{\"counter\":42}") == 0);
+	CHECK_STR(a.body, "{\"counter\":42}");
 	o = parse_body(&a);
-	assert(json_object_object_get_ex(o, "counter", &v));
-	assert(json_object_get_int64(v) == 42);
+	CHECK(json_object_object_get_ex(o, "counter", &v));
+	CHECK_INT(json_object_get_int64(v), 42);
 	json_object_put(o);
 	/* The answer is counted once, under its route, method and status. */
-	assert(reads_answered_200() == before + 1);
+	CHECK_INT(reads_answered_200(), before + 1);
 }
 
 /* HEAD: the same headers, the GET body's length, no body. */
@@ -328,16 +332,16 @@ test_head_has_no_body(void)
 	long long	counter = 7;
 
 	exchange(head_read, answer_counter, &counter, &req, &a);
-	assert(req.method == METHOD_HEAD);
+	CHECK_INT(req.method, METHOD_HEAD);
 	expect_common(&a, "200 OK", strlen("{\"counter\":7}"));
 	expect_header(&a, "Content-Type", "application/json");
-	assert(a.body_len == 0);
+	CHECK_INT(a.body_len, 0);
 }
 
 static void
 answer_405(struct request *req, void *arg)
 {
-	assert(response_method_not_allowed(req, arg) == 0);
+	CHECK_INT(response_method_not_allowed(req, arg), 0);
 }
 
 static void
@@ -350,8 +354,9 @@ test_method_not_allowed(void)
 	struct answer	a;
 
 	exchange(delete_time, answer_405, "GET, HEAD", &req, &a);
-	assert(req.method == METHOD_OTHER && req.route == ROUTE_TIME);
-	assert(req.status == 405);
+	CHECK_INT(req.method, METHOD_OTHER);
+	CHECK_INT(req.route, ROUTE_TIME);
+	CHECK_INT(req.status, 405);
 	expect_common(&a, "405 Method Not Allowed", a.body_len);
 	expect_header(&a, "Allow", "GET, HEAD");
 	expect_header(&a, "Content-Type", "application/json");
@@ -362,7 +367,7 @@ static void
 answer_503(struct request *req, void *arg)
 {
 	(void)arg;
-	assert(response_db_unavailable(req) == 0);
+	CHECK_INT(response_db_unavailable(req), 0);
 }
 
 static void
@@ -376,8 +381,9 @@ test_db_unavailable(void)
 	struct answer	a;
 
 	exchange(post_write, answer_503, NULL, &req, &a);
-	assert(req.route == ROUTE_WRITE && req.method == METHOD_POST);
-	assert(req.request_id != NULL);
+	CHECK_INT(req.route, ROUTE_WRITE);
+	CHECK_INT(req.method, METHOD_POST);
+	CHECK(req.request_id != NULL);
 	expect_common(&a, "503 Service Unavailable", a.body_len);
 	expect_header(&a, "Retry-After", "1");
 	expect_error_body(&a, "database unavailable");
@@ -392,7 +398,7 @@ test_db_unavailable(void)
 static void
 answer_400(struct request *req, void *arg)
 {
-	assert(response_error(req, 400, arg, NULL) == 0);
+	CHECK_INT(response_error(req, 400, arg, NULL), 0);
 }
 
 /* Whatever a message holds, the body is valid JSON that reads back as it. */
@@ -420,8 +426,8 @@ test_error_escaping(void)
 static void
 answer_text(struct request *req, void *arg)
 {
-	assert(response_text(req, 200, "text/plain; version=0.0.4", arg,
-	    strlen(arg)) == 0);
+	CHECK_INT(response_text(req, 200, "text/plain; version=0.0.4", arg,
+	    strlen(arg)), 0);
 }
 
 static void
@@ -435,10 +441,10 @@ test_text_answer(void)
 	const char	*text = "# TYPE x counter\nx 1\n";
 
 	exchange(get_metrics, answer_text, (void *)text, &req, &a);
-	assert(req.route == ROUTE_METRICS);
+	CHECK_INT(req.route, ROUTE_METRICS);
 	expect_common(&a, "200 OK", strlen(text));
 	expect_header(&a, "Content-Type", "text/plain; version=0.0.4");
-	assert(strcmp(a.body, text) == 0);
+	CHECK_STR(a.body, text);
 }
 
 int

@@ -1,9 +1,8 @@
 /* tally - unit tests for traceparent_parse: the W3C Trace Context header. */
-#undef NDEBUG
-#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "request.h"
 
 #define TID	"4bf92f3577b34da6a3ce929d0e0e4736"
@@ -57,17 +56,19 @@ test_cases(void)
 	for (i = 0; i < sizeof(tp_cases) / sizeof(tp_cases[0]); i++) {
 		memset(tid, 'x', sizeof(tid));
 		memset(sid, 'x', sizeof(sid));
+		check_case("\"%s\"", tp_cases[i].header);
 		if (tp_cases[i].valid) {
-			assert(traceparent_parse(tp_cases[i].header, tid,
-			    sid) == 0);
-			assert(strcmp(tid, TID) == 0);
-			assert(strcmp(sid, SID) == 0);
+			CHECK_INT(traceparent_parse(tp_cases[i].header, tid,
+			    sid), 0);
+			CHECK_STR(tid, TID);
+			CHECK_STR(sid, SID);
 		} else {
-			assert(traceparent_parse(tp_cases[i].header, tid,
-			    sid) == -1);
-			assert(tid[0] == '\0' && sid[0] == '\0');
+			CHECK_INT(traceparent_parse(tp_cases[i].header, tid,
+			    sid), -1);
+			CHECK(tid[0] == '\0' && sid[0] == '\0');
 		}
 	}
+	check_case_end();
 }
 
 static void
@@ -75,8 +76,8 @@ test_null(void)
 {
 	char	tid[TRACE_ID_LEN + 1] = "x", sid[SPAN_ID_LEN + 1] = "x";
 
-	assert(traceparent_parse(NULL, tid, sid) == -1);
-	assert(tid[0] == '\0' && sid[0] == '\0');
+	CHECK_INT(traceparent_parse(NULL, tid, sid), -1);
+	CHECK(tid[0] == '\0' && sid[0] == '\0');
 }
 
 int
