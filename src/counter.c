@@ -297,6 +297,18 @@ counter_close(struct counter *cn)
 	free(cn);
 }
 
+void *
+counter_responder_start(const struct settings *s, const char *name)
+{
+	return counter_open(s, name);
+}
+
+void
+counter_responder_stop(void *ctx)
+{
+	counter_close(ctx);
+}
+
 static void
 call_done(struct batch_item *item)
 {

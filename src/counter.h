@@ -44,6 +44,12 @@ struct counter	*counter_open(const struct settings *s, const char *appname);
  * a no-op). */
 void		 counter_close(struct counter *cn);
 
+/* For a responder whose handler's state is the counter: start opens it
+ * (its name is the connection's application_name), stop closes it. */
+void		*counter_responder_start(const struct settings *s,
+		    const char *name);
+void		 counter_responder_stop(void *ctx);
+
 /* Queues c and returns at once; c->done(c) is called from the database
  * thread when its statement is over (c must live until then). When
  * c->ok is 0 an increment's outcome is unknown to the caller: it counted

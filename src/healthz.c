@@ -10,18 +10,6 @@
 #include "responder.h"
 #include "response.h"
 
-static void *
-healthz_start(const struct settings *s)
-{
-	return counter_open(s, "tally-healthz");
-}
-
-static void
-healthz_stop(void *ctx)
-{
-	counter_close(ctx);
-}
-
 static struct json_object *
 status_body(const char *status, const char *database)
 {
@@ -57,9 +45,9 @@ static const struct responder healthz_responder = {
 	.methods = METHODS_READ,
 	.allow = "GET, HEAD",
 	.threads = 4,		/* probes: a few a second */
-	.start = healthz_start,
+	.start = counter_responder_start,
 	.handle = healthz_handle,
-	.stop = healthz_stop,
+	.stop = counter_responder_stop,
 };
 
 int

@@ -16,18 +16,6 @@
  * same in every worker, so scrapes do not see it jump between them. */
 static time_t	started;
 
-static void *
-metrics_start(const struct settings *s)
-{
-	return counter_open(s, "tally-metrics");
-}
-
-static void
-metrics_stop(void *ctx)
-{
-	counter_close(ctx);
-}
-
 static void
 help(FILE *f, const char *name, const char *type, const char *text)
 {
@@ -163,9 +151,9 @@ static const struct responder metrics_responder = {
 	.methods = METHODS_READ,
 	.allow = "GET, HEAD",
 	.threads = 2,		/* scrapes: one every few seconds */
-	.start = metrics_start,
+	.start = counter_responder_start,
 	.handle = metrics_handle,
-	.stop = metrics_stop,
+	.stop = counter_responder_stop,
 };
 
 int

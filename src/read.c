@@ -19,18 +19,6 @@ struct read_call {
 _Static_assert(sizeof(struct read_call) <= RESPONDER_SCRATCH,
     "struct read_call fits the scratch space");
 
-static void *
-read_start(const struct settings *s)
-{
-	return counter_open(s, "tally-read");
-}
-
-static void
-read_stop(void *ctx)
-{
-	counter_close(ctx);
-}
-
 /* Called by the database thread: answers and ends the request. */
 static void
 read_done(struct counter_call *c)
@@ -74,9 +62,9 @@ static const struct responder read_responder = {
 	.methods = METHODS_READ,
 	.allow = "GET, HEAD",
 	.threads = 8,		/* they only read and hand over */
-	.start = read_start,
+	.start = counter_responder_start,
 	.handle = read_handle,
-	.stop = read_stop,
+	.stop = counter_responder_stop,
 };
 
 int

@@ -318,7 +318,7 @@ run_workers(const struct responder *r, const struct settings *cfg)
 	 * repairs a truncated one. */
 	stats_open(cfg->run_dir);
 	jobs_max = cfg->threads + cfg->batch_max;
-	if ((sv.ctx = r->start(cfg)) == NULL) {
+	if ((sv.ctx = r->start(cfg, r->name)) == NULL) {
 		log_error("the responder could not start; see above", NULL);
 		return 1;
 	}

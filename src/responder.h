@@ -20,8 +20,9 @@ struct responder {
 	unsigned int	 threads;	/* per worker, unless TALLY_THREADS */
 	/* Once in each worker process before serving: returns the
 	 * handler's state (what handle and stop receive as ctx), or NULL
-	 * to exit. s outlives the process's requests. */
-	void		*(*start)(const struct settings *s);
+	 * to exit. s outlives the process's requests; name is the
+	 * responder's own. */
+	void		*(*start)(const struct settings *s, const char *name);
 	/* Answers one request; the method and route are already checked.
 	 * Called from many threads at once. */
 	void		 (*handle)(struct request *req, void *ctx);

@@ -15,10 +15,11 @@ struct time_ctx {
 };
 
 static void *
-time_start(const struct settings *s)
+time_start(const struct settings *s, const char *name)
 {
 	struct time_ctx	*t;
 
+	(void)name;
 	if ((t = malloc(sizeof(*t))) != NULL)
 		t->trusted = &s->trusted_proxies;
 	return t;

@@ -45,13 +45,13 @@ write_stop(void *ctx)
 }
 
 static void *
-write_start(const struct settings *s)
+write_start(const struct settings *s, const char *name)
 {
 	struct write_ctx	*w;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
-	if ((w->counter = counter_open(s, "tally-write")) == NULL ||
+	if ((w->counter = counter_open(s, name)) == NULL ||
 	    (w->expiry = idempotency_expiry_start(s)) == NULL) {
 		write_stop(w);
 		return NULL;
