@@ -11,17 +11,14 @@
 #include "log.h"
 #include "stats.h"
 
-enum counter_stmt {
-	STMT_READ, STMT_INCREMENT, STMT_INCREMENT_KEYED
-};
-
+/* Indexed by the statement's name in the metrics (stats.h). */
 static const struct db_statement statements[] = {
-	[STMT_READ] = { "tally_read",
+	[SSTMT_READ] = { "tally_read",
 	    "SELECT value FROM tally_counter WHERE id = 1", 0, SSTMT_READ },
-	[STMT_INCREMENT] = { "tally_increment",
+	[SSTMT_INCREMENT] = { "tally_increment",
 	    "UPDATE tally_counter SET value = value + $1 WHERE id = 1 "
 	    "RETURNING value", 1, SSTMT_INCREMENT },
-	[STMT_INCREMENT_KEYED] = { "tally_increment_keyed",
+	[SSTMT_INCREMENT_KEYED] = { "tally_increment_keyed",
 	    "SELECT key, value, replayed "
 	    "FROM tally_increment_keyed($1::bigint, $2::text[], $3::integer)",
 	    3, SSTMT_INCREMENT_KEYED },
@@ -185,7 +182,7 @@ run_keyed(struct counter *cn, struct batch_item **items, size_t n,
 	params[0] = kbuf;
 	params[1] = lit;
 	params[2] = rbuf;
-	if (db_exec(cn->db, &statements[STMT_INCREMENT_KEYED], params,
+	if (db_exec(cn->db, &statements[SSTMT_INCREMENT_KEYED], params,
 	    &res) != 0) {
 		free(lit);
 		return -1;
@@ -216,7 +213,7 @@ run_plain(struct counter *cn, struct batch_item **items, size_t n,
 
 	snprintf(kbuf, sizeof(kbuf), "%lld", k);
 	params[0] = kbuf;
-	if (db_exec(cn->db, &statements[k > 0 ? STMT_INCREMENT : STMT_READ],
+	if (db_exec(cn->db, &statements[k > 0 ? SSTMT_INCREMENT : SSTMT_READ],
 	    k > 0 ? params : NULL, &res) != 0 || single_value(res, &v) != 0)
 		return -1;
 	stats_counter_seen(v);
