@@ -256,6 +256,17 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 	log_set_trace(NULL, NULL);
 }
 
+void
+counter_close(struct counter *cn)
+{
+	if (cn == NULL)
+		return;
+	batch_destroy(&cn->batch);
+	db_free(cn->db);
+	free(cn->keyed);
+	free(cn);
+}
+
 struct counter *
 counter_open(const struct settings *s, const char *appname)
 {
@@ -275,23 +286,8 @@ counter_open(const struct settings *s, const char *appname)
 	}
 	return cn;
 fail:
-	if (cn != NULL) {
-		db_free(cn->db);
-		free(cn->keyed);
-		free(cn);
-	}
+	counter_close(cn);	/* the batch is not started: left alone */
 	return NULL;
-}
-
-void
-counter_close(struct counter *cn)
-{
-	if (cn == NULL)
-		return;
-	batch_destroy(&cn->batch);
-	db_free(cn->db);
-	free(cn->keyed);
-	free(cn);
 }
 
 void *

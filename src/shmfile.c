@@ -144,7 +144,8 @@ shmfile_map(struct shmfile *f, const char *path, size_t size,
 	f->base = base;
 	__atomic_store_n(&mapped[nmapped], f, __ATOMIC_RELEASE);
 	__atomic_store_n(&nmapped, nmapped + 1, __ATOMIC_RELEASE);
-	catch_faults();
+	if (nmapped == 1)
+		catch_faults();		/* once: the handler reads the list */
 	return 0;
 }
 
