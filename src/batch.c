@@ -7,12 +7,11 @@
 
 #include "batch.h"
 
-/* Takes up to max items off the queue. Called with the mutex held. */
+/* Appends queued items to items[0..n-1], up to max in all; returns the
+ * new count. Called with the mutex held. */
 static size_t
-batch_take(struct batch *b, struct batch_item **items)
+batch_take(struct batch *b, struct batch_item **items, size_t n)
 {
-	size_t	n = 0;
-
 	while (b->head != NULL && n < b->max) {
 		items[n++] = b->head;
 		b->head = b->head->next;
@@ -51,9 +50,9 @@ batch_runner(void *arg)
 		}
 		if (b->head == NULL)
 			break;		/* stopping, and nothing left */
-		n = batch_take(b, b->items);
+		n = batch_take(b, b->items, 0);
 		pthread_mutex_unlock(&b->mu);
-		b->run(b->ctx, b->items, n);
+		n = b->run(b->ctx, b->items, n);
 		batch_complete(b->items, n);
 		pthread_mutex_lock(&b->mu);
 	}
@@ -135,6 +134,15 @@ batch_post(struct batch *b, struct batch_item *item)
 	if (b->idle)
 		pthread_cond_signal(&b->work);
 	pthread_mutex_unlock(&b->mu);
+}
+
+size_t
+batch_more(struct batch *b, struct batch_item **items, size_t n)
+{
+	pthread_mutex_lock(&b->mu);
+	n = batch_take(b, items, n);
+	pthread_mutex_unlock(&b->mu);
+	return n;
 }
 
 void

@@ -26,7 +26,9 @@ struct batch_item {
 	sem_t			 sem;	/* submitted: posted after the run */
 };
 
-typedef void	(*batch_run_fn)(void *ctx, struct batch_item **items, size_t n);
+/* Runs items[0..n-1] and returns how many it ran: n, or more if it took
+ * more with batch_more (items has room for max). */
+typedef size_t	(*batch_run_fn)(void *ctx, struct batch_item **items, size_t n);
 
 struct batch {
 	pthread_mutex_t		 mu;
@@ -55,5 +57,11 @@ void	batch_post(struct batch *b, struct batch_item *item);
 
 /* Queues arg and returns once run() has been called with it. */
 void	batch_submit(struct batch *b, void *arg);
+
+/* For the run function only: appends to its n items what queued since
+ * they were taken, up to max in all, and returns the new count. A run
+ * that had to wait before its round trip (for its turn: turn.h) so
+ * carries every request that arrived in the meantime. */
+size_t	batch_more(struct batch *b, struct batch_item **items, size_t n);
 
 #endif

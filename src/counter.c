@@ -10,6 +10,7 @@
 #include "db.h"
 #include "log.h"
 #include "stats.h"
+#include "turn.h"
 
 /* Indexed by the statement's name in the metrics (stats.h). */
 static const struct db_statement statements[] = {
@@ -222,21 +223,29 @@ run_plain(struct counter *cn, struct batch_item **items, size_t n,
 }
 
 /*
- * Runs one batch as one statement. Reads in a batch with increments take
- * the value after them: they overlap the increments, so either order is
- * correct. If the statement fails, every call of the batch fails.
+ * Runs one batch as one statement. With a connection ready, it first
+ * waits for its turn among the responder's processes (turn.h), then takes
+ * every call that queued meanwhile, and gives the turn back as soon as
+ * the statement is over, before the answers are written. Reads in a
+ * batch with increments take the value after them: they overlap the
+ * increments, so either order is correct. If the statement fails, every
+ * call of the batch fails. Returns the number of calls run.
  */
-static void
+static size_t
 run_batch(void *ctx, struct batch_item **items, size_t n)
 {
 	struct counter		*cn = ctx;
 	struct counter_call	*c;
 	long long		 unkeyed = 0;
 	size_t			 i, nkeyed = 0;
+	int			 turn;
 
 	/* Database errors logged now carry the first request's id. */
 	log_set_request_id(call_of(items[0])->request_id);
 	log_set_trace(call_of(items[0])->trace_id, call_of(items[0])->span_id);
+	turn = db_ready(cn->db) == 0 &&
+	    turn_take(db_wait_bound_ms(cn->db)) == 0;
+	n = batch_more(&cn->batch, items, n);
 	for (i = 0; i < n; i++) {
 		c = call_of(items[i]);
 		c->ok = 0;
@@ -252,8 +261,11 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 	    run_plain(cn, items, n, unkeyed)) != 0)
 		for (i = 0; i < n; i++)
 			call_of(items[i])->ok = 0;
+	if (turn)
+		turn_give();
 	log_set_request_id(NULL);
 	log_set_trace(NULL, NULL);
+	return n;
 }
 
 void

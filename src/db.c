@@ -487,10 +487,9 @@ rolled_back(struct db *db, const PGresult *r)
 	    state != NULL && strncmp(state, "08", 2) != 0;
 }
 
-/* A connection to send on: the one held if it is still alive (nothing
- * was sent on a dead one, so starting afresh is safe), else a new one.
- * Returns 0, or -1 after logging why. */
-static int
+/* The connection held is checked without sending anything, so when it
+ * is dead nothing was sent on it, and starting afresh is safe. */
+int
 db_ready(struct db *db)
 {
 	if (db->conn != NULL && !db_idle_alive(db)) {
@@ -499,6 +498,12 @@ db_ready(struct db *db)
 		db_drop(db);
 	}
 	return db->conn == NULL ? db_connect(db) : 0;
+}
+
+unsigned int
+db_wait_bound_ms(const struct db *db)
+{
+	return db->timeout_ms + DEADLINE_MARGIN_MS(db->timeout_ms);
 }
 
 /*
@@ -542,8 +547,7 @@ db_exec(struct db *db, const struct db_statement *stmt,
 	if (db_ready(db) != 0)
 		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	deadline = monotonic_ms() + db->timeout_ms +
-	    DEADLINE_MARGIN_MS(db->timeout_ms);
+	deadline = monotonic_ms() + db_wait_bound_ms(db);
 	db->warned = 0;
 	if (!PQsendQueryPrepared(db->conn, stmt->name, stmt->nparams, values,
 	    NULL, NULL, 0)) {

@@ -28,6 +28,16 @@ struct db	*db_new(const struct settings *s, const char *appname,
 		    const struct db_statement *stmts, size_t nstmts);
 void		 db_free(struct db *db);
 
+/* Makes sure there is a connection to send on: the one held if it is
+ * still alive, else a new one (at most the connect timeout per host, and
+ * not at all for a short backoff after a failed attempt). Returns 0, or
+ * -1 after logging why. db_exec calls it too. */
+int		 db_ready(struct db *db);
+
+/* The longest db_exec can take once connected: the statement timeout
+ * plus the client's margin. */
+unsigned int	 db_wait_bound_ms(const struct db *db);
+
 /* Runs a prepared statement with text parameters: the server cancels it
  * after the configured timeout (statement_timeout), the client gives up a
  * margin later. Returns 0 with *res (PQclear it) holding rows or a command

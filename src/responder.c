@@ -22,6 +22,7 @@
 #include "response.h"
 #include "stats.h"
 #include "timestamp.h"
+#include "turn.h"
 
 #define THREAD_STACK	(256 * 1024)
 #define WAKE_SIGNAL	SIGUSR1
@@ -374,10 +375,11 @@ spawn_worker(const struct responder *r, const struct settings *cfg)
 
 /*
  * The parent process: keeps cfg->processes workers running on the shared
- * listening socket. A worker that dies is started again on the parent's
- * next tick (100 ms), or RESTART_DELAY_MS later when it died within
- * QUICK_DEATH_S of its start; the socket stays open meanwhile, so new
- * requests wait in its backlog instead of failing.
+ * listening socket (one by default, so that a responder's database
+ * statements form one stream; turn.h for several). A worker that dies is
+ * started again on the parent's next tick (100 ms), or RESTART_DELAY_MS
+ * later when it died within QUICK_DEATH_S of its start; the socket stays
+ * open meanwhile, so new requests wait in its backlog instead of failing.
  */
 struct slot {
 	pid_t		pid;		/* -1: not running */
@@ -468,6 +470,10 @@ run_parent(const struct responder *r, const struct settings *cfg)
 	struct timespec	 tick = { 0, 100 * 1000 * 1000 };
 	int		 sig;
 
+	/* Several workers take turns at the database (turn.h); the turn
+	 * is shared by every worker, also by those started again later. */
+	if (n > 1)
+		(void)turn_init();
 	for (i = 0; i < n; i++)
 		slot_start(&slots[i], r, cfg);
 	sigemptyset(&set);
@@ -551,7 +557,5 @@ responder_main(const struct responder *r, int argc, char **argv)
 	json_object_object_add(fields, "threads",
 	    json_object_new_int((int)settings.threads));
 	log_event(LOG_LEVEL_INFO, "started", fields);
-	if (settings.processes == 1)
-		return run_workers(r, &settings);
 	return run_parent(r, &settings);
 }

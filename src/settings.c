@@ -15,7 +15,7 @@ struct uint_setting {
 };
 
 static const struct uint_setting uint_settings[] = {
-	{ "TALLY_PROCESSES", offsetof(struct settings, processes), 2, 1, 64 },
+	{ "TALLY_PROCESSES", offsetof(struct settings, processes), 1, 1, 64 },
 	/* 0 when unset: each responder has its own default (responder.h). */
 	{ "TALLY_THREADS", offsetof(struct settings, threads), 0, 1, 1024 },
 	{ "TALLY_DB_TIMEOUT_MS", offsetof(struct settings, db_timeout_ms),

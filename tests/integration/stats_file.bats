@@ -63,12 +63,13 @@ stats_size() {
 
 # replace_worker NAME: kills one worker of NAME; waits for its successor.
 replace_worker() {
-	local parent worker
+	local parent workers worker
 	parent=$(responder_parent "$1")
-	worker=$(responder_workers "$1" | head -1)
+	workers=$(responder_workers "$1")
+	worker=$(head -1 <<<"$workers")
 	kill -KILL "$worker"
 	wait_until 10 none_alive "$worker"
-	wait_until 10 responder_has_workers "$1" "$parent" 2
+	wait_until 10 responder_has_workers "$1" "$parent" "$(wc -l <<<"$workers")"
 }
 
 @test "a symbolic link or a file others may write in place of the stats file is refused, with a clear error" {

@@ -5,6 +5,13 @@
 
 load ../lib/helpers
 
+# Two worker processes per responder: their statements take turns at the
+# database (src/turn.h), and the checks below span both.
+setup_file() {
+	export TALLY_PROCESSES=2
+	tally_stack_start
+}
+
 # The number of UPDATE statements the responders have run so far.
 increment_statements() {
 	curl -s "$TALLY_URL/metrics" |

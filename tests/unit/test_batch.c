@@ -1,7 +1,8 @@
 /* tally - unit tests for batch: many threads submitting at once. Every
  * item runs exactly once, before its submit returns; two runs never
  * overlap; items that wait while a run is under way form the next batch,
- * at most max long, in the order they arrived. */
+ * at most max long, in the order they arrived; a run that takes more
+ * (batch_more) after a wait carries what queued meanwhile. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@ struct record {
 	int		 hold_first;	/* the first run waits for release */
 	int		 first_entered;
 	int		 released;
+	struct batch	*b;
+	int		 more;		/* runs call batch_more after the hold */
 };
 
 struct submitter {
@@ -70,7 +73,7 @@ hold_if_first(struct record *r, size_t run)
 	pthread_mutex_unlock(&r->mu);
 }
 
-static void
+static size_t
 run(void *ctx, struct batch_item **items, size_t n)
 {
 	struct record	*r = ctx;
@@ -81,6 +84,12 @@ run(void *ctx, struct batch_item **items, size_t n)
 	CHECK_INT(__atomic_exchange_n(&r->running, 1, __ATOMIC_ACQ_REL), 0);
 	pthread_mutex_lock(&r->mu);
 	run_no = r->nruns++;
+	pthread_mutex_unlock(&r->mu);
+	hold_if_first(r, run_no);
+	if (r->more)
+		n = batch_more(r->b, items, n);
+	CHECK(n >= 1 && n <= r->max);
+	pthread_mutex_lock(&r->mu);
 	if (run_no < MAX_RUNS)
 		r->sizes[run_no] = n;
 	for (i = 0; i < n; i++) {
@@ -91,9 +100,9 @@ run(void *ctx, struct batch_item **items, size_t n)
 		r->total++;
 	}
 	pthread_mutex_unlock(&r->mu);
-	hold_if_first(r, run_no);
 	sched_yield();	/* widen the window in which others pile up */
 	CHECK_INT(__atomic_exchange_n(&r->running, 0, __ATOMIC_ACQ_REL), 1);
+	return n;
 }
 
 static void *
@@ -222,11 +231,12 @@ test_many_threads(void)
 
 /*
  * Holds the first run while `waiters` threads queue up, then lets it go:
- * the waiters must run in batches of at most max, in arrival order.
+ * the waiters must run in batches of at most max, in arrival order (with
+ * `more`, the first run takes what it can of them after the hold).
  * Returns the number of runs.
  */
 static size_t
-hold_and_release(size_t max, size_t waiters, struct record *r)
+hold_and_release(size_t max, size_t waiters, int more, struct record *r)
 {
 	struct batch		 b;
 	struct submitter	*s;
@@ -237,6 +247,8 @@ hold_and_release(size_t max, size_t waiters, struct record *r)
 
 	CHECK(waiters < sizeof(queued) / sizeof(queued[0]));
 	record_init(r, max, 1);
+	r->b = &b;
+	r->more = more;
 	CHECK_INT(batch_init(&b, max, run, r), 0);
 	items = calloc(waiters + 1, sizeof(*items));
 	s = calloc(waiters + 1, sizeof(*s));
@@ -259,7 +271,7 @@ hold_and_release(size_t max, size_t waiters, struct record *r)
 
 	CHECK_INT(r->total, waiters + 1);
 	CHECK_INT(r->order[0], 0);
-	CHECK_INT(r->sizes[0], 1);
+	CHECK_INT(r->sizes[0], more ? (waiters + 1 < max ? waiters + 1 : max) : 1);
 	for (i = 0; i < waiters; i++)
 		CHECK_INT(r->order[i + 1], queued[i]);
 	for (i = 0; i <= waiters; i++)
@@ -276,8 +288,24 @@ test_waiters_form_one_batch(void)
 {
 	struct record	r;
 
-	CHECK_INT(hold_and_release(64, 20, &r), 2);
+	CHECK_INT(hold_and_release(64, 20, 0, &r), 2);
 	CHECK_INT(r.sizes[1], 20);
+	record_destroy(&r);
+}
+
+/* A run that waited, then took more, carries everything that queued
+ * while it waited, up to max. */
+static void
+test_more_joins_the_run(void)
+{
+	struct record	r;
+
+	CHECK_INT(hold_and_release(64, 20, 1, &r), 1);
+	record_destroy(&r);
+
+	CHECK_INT(hold_and_release(8, 20, 1, &r), 3);
+	CHECK_INT(r.sizes[1], 8);
+	CHECK_INT(r.sizes[2], 5);
 	record_destroy(&r);
 }
 
@@ -286,13 +314,13 @@ test_batches_at_most_max(void)
 {
 	struct record	r;
 
-	CHECK_INT(hold_and_release(8, 20, &r), 4);
+	CHECK_INT(hold_and_release(8, 20, 0, &r), 4);
 	CHECK_INT(r.sizes[1], 8);
 	CHECK_INT(r.sizes[2], 8);
 	CHECK_INT(r.sizes[3], 4);
 	record_destroy(&r);
 
-	CHECK_INT(hold_and_release(1, 5, &r), 6);
+	CHECK_INT(hold_and_release(1, 5, 0, &r), 6);
 	record_destroy(&r);
 }
 
@@ -346,6 +374,7 @@ main(void)
 	test_max_zero();
 	test_waiters_form_one_batch();
 	test_batches_at_most_max();
+	test_more_joins_the_run();
 	test_many_threads();
 	return 0;
 }

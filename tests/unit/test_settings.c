@@ -16,7 +16,7 @@ struct bound {
 
 /* What the README promises for each numeric setting. */
 static const struct bound bounds[] = {
-	{ "TALLY_PROCESSES", offsetof(struct settings, processes), 2, 1, 64 },
+	{ "TALLY_PROCESSES", offsetof(struct settings, processes), 1, 1, 64 },
 	/* unset: 0, the responder's own default */
 	{ "TALLY_THREADS", offsetof(struct settings, threads), 0, 1, 1024 },
 	{ "TALLY_DB_TIMEOUT_MS", offsetof(struct settings, db_timeout_ms),

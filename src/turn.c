@@ -1,0 +1,89 @@
+/* tally - turn: one counter statement at a time among the worker
+ * processes of a responder. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "log.h"
+#include "turn.h"
+
+/* In memory shared with the parent and every worker; NULL: no turns. */
+static pthread_mutex_t	*turn;
+
+int
+turn_init(void)
+{
+	pthread_mutexattr_t	 attr;
+	pthread_mutex_t		*mu;
+	int			 rc;
+
+	mu = mmap(NULL, sizeof(*mu), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (mu == MAP_FAILED) {
+		log_warn("turn: cannot map shared memory; the processes' "
+		    "statements go without turns", "error", strerror(errno),
+		    NULL);
+		return -1;
+	}
+	pthread_mutexattr_init(&attr);
+	if ((rc = pthread_mutexattr_setpshared(&attr,
+	    PTHREAD_PROCESS_SHARED)) != 0 ||
+	    (rc = pthread_mutexattr_setrobust(&attr,
+	    PTHREAD_MUTEX_ROBUST)) != 0 ||
+	    (rc = pthread_mutex_init(mu, &attr)) != 0) {
+		log_warn("turn: cannot make a shared mutex; the processes' "
+		    "statements go without turns", "error", strerror(rc),
+		    NULL);
+		pthread_mutexattr_destroy(&attr);
+		munmap(mu, sizeof(*mu));
+		return -1;
+	}
+	pthread_mutexattr_destroy(&attr);
+	turn = mu;
+	return 0;
+}
+
+int
+turn_take(unsigned int timeout_ms)
+{
+	struct timespec	deadline;
+	int		rc;
+
+	if (turn == NULL)
+		return -1;
+	if ((rc = pthread_mutex_trylock(turn)) == EBUSY) {
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += (time_t)(timeout_ms / 1000);
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		rc = pthread_mutex_clocklock(turn, CLOCK_MONOTONIC, &deadline);
+	}
+	if (rc == EOWNERDEAD) {
+		/* Its holder died during a statement: whatever that
+		 * statement did, the database settles it alone. */
+		pthread_mutex_consistent(turn);
+		log_warn("turn: its holder died; taken over", NULL);
+		rc = 0;
+	}
+	if (rc == 0)
+		return 0;
+	if (rc == ETIMEDOUT)
+		log_warn("turn: not given back in time; this statement goes "
+		    "without it", NULL);
+	else
+		log_warn("turn: cannot take it", "error", strerror(rc), NULL);
+	return -1;
+}
+
+void
+turn_give(void)
+{
+	pthread_mutex_unlock(turn);
+}
