@@ -135,3 +135,29 @@ write_with_key_answers_200() {
 	assert_equal "$(header idempotent-replayed)" ""
 	assert_equal "$(jq -r .counter <<<"$HTTP_BODY")" "$((before + 1))"
 }
+
+# key_table_seq_scans URL: how often PostgreSQL has scanned the key table whole.
+key_table_seq_scans() {
+	stack_as_user psql -X -q -tA -d "$1" -c \
+		"SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'tally_idempotency_keys'"
+}
+
+@test "keyed writes on a new, empty key table find keys through its index, also once plans are generic" {
+	local db="keyplans_$BATS_TEST_NUMBER" url before calls
+	stack_as_user createdb -h "$(stack_pg_socket)" "$db"
+	url="postgresql:///$db?host=$(stack_pg_socket)"
+	DATABASE_URL=$url stack_migrate
+	before=$(key_table_seq_scans "$url")
+	# one connection, as a responder's: PostgreSQL plans a function's
+	# statements generically from its sixth call on
+	calls=$(for i in $(seq 1 30); do
+		echo "SELECT count(*) FROM tally_increment_keyed(0, ARRAY['a$i', 'b$i'], 60);"
+	done)
+	run stack_as_user psql -X -q -tA -v ON_ERROR_STOP=1 -d "$url" -f - \
+		<<<"$calls"$'\nSELECT pg_stat_force_next_flush();'
+	assert_success
+	assert_equal "$(key_table_seq_scans "$url")" "$before"
+	assert_equal "$(stack_as_user psql -X -q -tA -d "$url" -c \
+		'SELECT count(*), max(value) FROM tally_idempotency_keys')" "60|60"
+	stack_as_user dropdb -h "$(stack_pg_socket)" "$db"
+}
