@@ -11,19 +11,23 @@
 #include "log.h"
 #include "turn.h"
 
+struct turn {
+	pthread_mutex_t	mu;	/* process-shared, robust */
+};
+
 /* In memory shared with the parent and every worker; NULL: no turns. */
-static pthread_mutex_t	*turn;
+static struct turn	*turn;
 
 int
 turn_init(void)
 {
 	pthread_mutexattr_t	 attr;
-	pthread_mutex_t		*mu;
+	struct turn		*t;
 	int			 rc;
 
-	mu = mmap(NULL, sizeof(*mu), PROT_READ | PROT_WRITE,
+	t = mmap(NULL, sizeof(struct turn), PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (mu == MAP_FAILED) {
+	if (t == MAP_FAILED) {
 		log_warn("turn: cannot map shared memory; the processes' "
 		    "statements go without turns", "error", strerror(errno),
 		    NULL);
@@ -34,16 +38,16 @@ turn_init(void)
 	    PTHREAD_PROCESS_SHARED)) != 0 ||
 	    (rc = pthread_mutexattr_setrobust(&attr,
 	    PTHREAD_MUTEX_ROBUST)) != 0 ||
-	    (rc = pthread_mutex_init(mu, &attr)) != 0) {
+	    (rc = pthread_mutex_init(&t->mu, &attr)) != 0) {
 		log_warn("turn: cannot make a shared mutex; the processes' "
 		    "statements go without turns", "error", strerror(rc),
 		    NULL);
 		pthread_mutexattr_destroy(&attr);
-		munmap(mu, sizeof(*mu));
+		munmap(t, sizeof(struct turn));
 		return -1;
 	}
 	pthread_mutexattr_destroy(&attr);
-	turn = mu;
+	turn = t;
 	return 0;
 }
 
@@ -55,7 +59,7 @@ turn_take(unsigned int timeout_ms)
 
 	if (turn == NULL)
 		return -1;
-	if ((rc = pthread_mutex_trylock(turn)) == EBUSY) {
+	if ((rc = pthread_mutex_trylock(&turn->mu)) == EBUSY) {
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += (time_t)(timeout_ms / 1000);
 		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -63,12 +67,13 @@ turn_take(unsigned int timeout_ms)
 			deadline.tv_sec++;
 			deadline.tv_nsec -= 1000000000L;
 		}
-		rc = pthread_mutex_clocklock(turn, CLOCK_MONOTONIC, &deadline);
+		rc = pthread_mutex_clocklock(&turn->mu, CLOCK_MONOTONIC,
+		    &deadline);
 	}
 	if (rc == EOWNERDEAD) {
 		/* Its holder died during a statement: whatever that
 		 * statement did, the database settles it alone. */
-		pthread_mutex_consistent(turn);
+		pthread_mutex_consistent(&turn->mu);
 		log_warn("turn: its holder died; taken over", NULL);
 		rc = 0;
 	}
@@ -85,5 +90,5 @@ turn_take(unsigned int timeout_ms)
 void
 turn_give(void)
 {
-	pthread_mutex_unlock(turn);
+	pthread_mutex_unlock(&turn->mu);
 }

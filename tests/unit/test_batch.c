@@ -33,8 +33,8 @@ struct record {
 	int		 hold_first;	/* the first run waits for release */
 	int		 first_entered;
 	int		 released;
-	struct batch	*b;
 	int		 more;		/* runs call batch_more after the hold */
+	struct batch	 batch;		/* hold_and_release's */
 };
 
 struct submitter {
@@ -87,7 +87,7 @@ run(void *ctx, struct batch_item **items, size_t n)
 	pthread_mutex_unlock(&r->mu);
 	hold_if_first(r, run_no);
 	if (r->more)
-		n = batch_more(r->b, items, n);
+		n = batch_more(&r->batch, items, n);
 	CHECK(n >= 1 && n <= r->max);
 	pthread_mutex_lock(&r->mu);
 	if (run_no < MAX_RUNS)
@@ -238,7 +238,7 @@ test_many_threads(void)
 static size_t
 hold_and_release(size_t max, size_t waiters, int more, struct record *r)
 {
-	struct batch		 b;
+	struct batch		*b = &r->batch;
 	struct submitter	*s;
 	pthread_t		*t;
 	struct item		*items;
@@ -247,16 +247,15 @@ hold_and_release(size_t max, size_t waiters, int more, struct record *r)
 
 	CHECK(waiters < sizeof(queued) / sizeof(queued[0]));
 	record_init(r, max, 1);
-	r->b = &b;
 	r->more = more;
-	CHECK_INT(batch_init(&b, max, run, r), 0);
+	CHECK_INT(batch_init(b, max, run, r), 0);
 	items = calloc(waiters + 1, sizeof(*items));
 	s = calloc(waiters + 1, sizeof(*s));
 	t = calloc(waiters + 1, sizeof(*t));
 	CHECK(items != NULL && s != NULL && t != NULL);
 	for (i = 0; i <= waiters; i++) {
 		items[i].id = (int)i;
-		s[i].b = &b;
+		s[i].b = b;
 		s[i].items = &items[i];
 		s[i].n = 1;
 	}
@@ -264,19 +263,19 @@ hold_and_release(size_t max, size_t waiters, int more, struct record *r)
 	wait_first_entered(r);
 	for (i = 1; i <= waiters; i++)
 		CHECK_INT(pthread_create(&t[i], NULL, submit_all, &s[i]), 0);
-	wait_queued(&b, waiters, queued);
+	wait_queued(b, waiters, queued);
 	release(r);
 	for (i = 0; i <= waiters; i++)
 		CHECK_INT(pthread_join(t[i], NULL), 0);
 
 	CHECK_INT(r->total, waiters + 1);
 	CHECK_INT(r->order[0], 0);
-	CHECK_INT(r->sizes[0], more ? (waiters + 1 < max ? waiters + 1 : max) : 1);
+	CHECK_INT(r->sizes[0], !more ? 1 : waiters + 1 < max ? waiters + 1 : max);
 	for (i = 0; i < waiters; i++)
 		CHECK_INT(r->order[i + 1], queued[i]);
 	for (i = 0; i <= waiters; i++)
 		CHECK_INT(items[i].runs, 1);
-	batch_destroy(&b);
+	batch_destroy(b);
 	free(items);
 	free(s);
 	free(t);
