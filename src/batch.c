@@ -35,14 +35,35 @@ batch_complete(struct batch_item **items, size_t n)
 			sem_post(&items[i]->sem);
 }
 
+void
+batch_complete_previous(struct batch *b)
+{
+	size_t	n = b->nprevious;
+
+	b->nprevious = 0;
+	batch_complete(b->previous, n);
+}
+
+/*
+ * Takes what is queued and runs it; the items of the run before are
+ * completed during this run (batch_complete_previous) or right after it.
+ * With nothing queued, the last run's items are completed at once.
+ */
 static void *
 batch_runner(void *arg)
 {
-	struct batch	*b = arg;
-	size_t		 n;
+	struct batch		 *b = arg;
+	struct batch_item	**ran;
+	size_t			  n;
 
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
+		if (b->head == NULL && b->nprevious > 0) {
+			pthread_mutex_unlock(&b->mu);
+			batch_complete_previous(b);
+			pthread_mutex_lock(&b->mu);
+			continue;
+		}
 		while (b->head == NULL && !b->stopping) {
 			b->idle = 1;
 			pthread_cond_wait(&b->work, &b->mu);
@@ -53,7 +74,11 @@ batch_runner(void *arg)
 		n = batch_take(b, b->items, 0);
 		pthread_mutex_unlock(&b->mu);
 		n = b->run(b->ctx, b->items, n);
-		batch_complete(b->items, n);
+		batch_complete_previous(b);
+		ran = b->items;
+		b->items = b->previous;
+		b->previous = ran;
+		b->nprevious = n;
 		pthread_mutex_lock(&b->mu);
 	}
 	pthread_mutex_unlock(&b->mu);
@@ -69,21 +94,21 @@ batch_init(struct batch *b, size_t max, batch_run_fn run, void *ctx)
 	b->head = NULL;
 	b->tail = &b->head;
 	b->max = max > 0 ? max : 1;
+	b->nprevious = 0;
 	b->idle = 0;
 	b->stopping = 0;
 	b->started = 0;
 	b->run = run;
 	b->ctx = ctx;
-	if ((b->items = calloc(b->max, sizeof(*b->items))) == NULL)
-		return -1;
-	if (pthread_mutex_init(&b->mu, NULL) != 0) {
-		free(b->items);
-		return -1;
-	}
+	b->items = calloc(b->max, sizeof(*b->items));
+	b->previous = calloc(b->max, sizeof(*b->previous));
+	if (b->items == NULL || b->previous == NULL)
+		goto fail;
+	if (pthread_mutex_init(&b->mu, NULL) != 0)
+		goto fail;
 	if (pthread_cond_init(&b->work, NULL) != 0) {
 		pthread_mutex_destroy(&b->mu);
-		free(b->items);
-		return -1;
+		goto fail;
 	}
 	/* The runner takes no asynchronous signals: they are for the
 	 * threads that accept requests and the one that waits for a stop.
@@ -100,11 +125,15 @@ batch_init(struct batch *b, size_t max, batch_run_fn run, void *ctx)
 	if (rc != 0) {
 		pthread_cond_destroy(&b->work);
 		pthread_mutex_destroy(&b->mu);
-		free(b->items);
-		return -1;
+		goto fail;
 	}
 	b->started = 1;
 	return 0;
+fail:
+	free(b->items);
+	free(b->previous);
+	b->items = b->previous = NULL;
+	return -1;
 }
 
 void
@@ -121,7 +150,8 @@ batch_destroy(struct batch *b)
 	pthread_cond_destroy(&b->work);
 	pthread_mutex_destroy(&b->mu);
 	free(b->items);
-	b->items = NULL;
+	free(b->previous);
+	b->items = b->previous = NULL;
 }
 
 void

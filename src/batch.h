@@ -6,6 +6,11 @@
  * under way form the next batch. The run function is only ever called by
  * the runner, so it may own a database connection.
  *
+ * The runner completes a run's items while the next run's round trip is
+ * under way: when the next run starts to wait and calls
+ * batch_complete_previous, or at once when nothing is queued. So the
+ * database does not sit idle while the answers of a batch are written.
+ *
  * An item is either posted (batch_post: the caller goes on, and the
  * runner calls the item's done function after the run, which may answer
  * and end the request) or submitted (batch_submit: the caller waits). */
@@ -36,6 +41,8 @@ struct batch {
 	struct batch_item	*head;
 	struct batch_item	**tail;
 	struct batch_item	**items;	/* the runner's, max long */
+	struct batch_item	**previous;	/* the last run's, max long */
+	size_t			 nprevious;	/* of those, not completed */
 	size_t			 max;
 	int			 idle;		/* the runner waits for work */
 	int			 stopping;
@@ -57,6 +64,12 @@ void	batch_post(struct batch *b, struct batch_item *item);
 
 /* Queues arg and returns once run() has been called with it. */
 void	batch_submit(struct batch *b, void *arg);
+
+/* For the run function only: completes the items of the run before it,
+ * unless that is done. Call it when the run starts to wait (for its
+ * round trip, for its turn), so that their answers are written
+ * meanwhile; the runner calls it after run() otherwise. */
+void	batch_complete_previous(struct batch *b);
 
 /* For the run function only: appends to its n items what queued since
  * they were taken, up to max in all, and returns the new count. A run

@@ -58,6 +58,16 @@ single_value(PGresult *res, long long *out)
 	return rc;
 }
 
+/* Completes the previous batch's calls (their answers are written) while
+ * this batch waits for its turn or its statement. */
+static void
+answer_previous(void *arg)
+{
+	struct counter	*cn = arg;
+
+	batch_complete_previous(&cn->batch);
+}
+
 static struct counter_call *
 call_of(struct batch_item *item)
 {
@@ -183,8 +193,8 @@ run_keyed(struct counter *cn, struct batch_item **items, size_t n,
 	params[0] = kbuf;
 	params[1] = lit;
 	params[2] = rbuf;
-	if (db_exec(cn->db, &statements[SSTMT_INCREMENT_KEYED], params,
-	    &res) != 0) {
+	if (db_exec_meanwhile(cn->db, &statements[SSTMT_INCREMENT_KEYED],
+	    params, &res, answer_previous, cn) != 0) {
 		free(lit);
 		return -1;
 	}
@@ -214,8 +224,10 @@ run_plain(struct counter *cn, struct batch_item **items, size_t n,
 
 	snprintf(kbuf, sizeof(kbuf), "%lld", k);
 	params[0] = kbuf;
-	if (db_exec(cn->db, &statements[k > 0 ? SSTMT_INCREMENT : SSTMT_READ],
-	    k > 0 ? params : NULL, &res) != 0 || single_value(res, &v) != 0)
+	if (db_exec_meanwhile(cn->db,
+	    &statements[k > 0 ? SSTMT_INCREMENT : SSTMT_READ],
+	    k > 0 ? params : NULL, &res, answer_previous, cn) != 0 ||
+	    single_value(res, &v) != 0)
 		return -1;
 	stats_counter_seen(v);
 	assign_values(items, n, v - k + 1, v);
@@ -226,10 +238,12 @@ run_plain(struct counter *cn, struct batch_item **items, size_t n,
  * Runs one batch as one statement. With a connection ready, it first
  * waits for its turn among the responder's processes (turn.h), then takes
  * every call that queued meanwhile, and gives the turn back as soon as
- * the statement is over, before the answers are written. Reads in a
- * batch with increments take the value after them: they overlap the
- * increments, so either order is correct. If the statement fails, every
- * call of the batch fails. Returns the number of calls run.
+ * the statement is over, before the answers are written. While it waits,
+ * for the turn or for the statement, the previous batch's answers are
+ * written. Reads in a batch with increments take the value after them:
+ * they overlap the increments, so either order is correct. If the
+ * statement fails, every call of the batch fails. Returns the number of
+ * calls run.
  */
 static size_t
 run_batch(void *ctx, struct batch_item **items, size_t n)
@@ -244,7 +258,7 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 	log_set_request_id(call_of(items[0])->request_id);
 	log_set_trace(call_of(items[0])->trace_id, call_of(items[0])->span_id);
 	turn = db_ready(cn->db) == 0 &&
-	    turn_take(db_wait_bound_ms(cn->db)) == 0;
+	    turn_take(db_wait_bound_ms(cn->db), answer_previous, cn) == 0;
 	n = batch_more(&cn->batch, items, n);
 	for (i = 0; i < n; i++) {
 		c = call_of(items[i]);

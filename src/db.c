@@ -112,7 +112,9 @@ db_free(struct db *db)
 
 /*
  * Waits until the connection's socket is ready for what libpq needs,
- * or the deadline passes. Returns 0, or -1 on timeout or error.
+ * or the deadline passes. It looks at least once, so an answer that came
+ * before the deadline is taken even when the caller was busy until after
+ * it. Returns 0, or -1 on timeout or error.
  */
 static int
 db_wait(struct db *db, short events, int64_t deadline)
@@ -125,9 +127,7 @@ db_wait(struct db *db, short events, int64_t deadline)
 	pfd.events = events;
 	for (;;) {
 		left = deadline - monotonic_ms();
-		if (left <= 0)
-			return -1;
-		rc = poll(&pfd, 1, (int)left);
+		rc = poll(&pfd, 1, left > 0 ? (int)left : 0);
 		if (rc > 0)
 			return 0;
 		if (rc == 0 || errno != EINTR)
@@ -146,31 +146,38 @@ result_ok(const PGresult *r)
 	return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
 }
 
-/*
- * Sends what libpq has buffered and collects every result of one command,
- * until libpq has none left (the server is ready for the next command).
- * An error that comes after the rows, such as a COMMIT that failed (a
- * deferred constraint, a serialization failure), is what counts: the
- * rows then belong to a transaction that did not commit. Returns the
- * first error result, else the first result (the caller PQclears it), or
- * NULL on timeout or a broken connection, with *timed_out set for the
- * former.
- */
-static PGresult *
-db_result(struct db *db, int64_t deadline, int *timed_out)
+/* Sends what libpq has buffered. Returns 0, or -1 on timeout (with
+ * *timed_out set) or a broken connection. */
+static int
+db_flush(struct db *db, int64_t deadline, int *timed_out)
 {
-	PGresult	*keep = NULL, *r;
-	int		 rc;
+	int	rc;
 
 	*timed_out = 0;
 	while ((rc = PQflush(db->conn)) == 1)
 		if (db_wait(db, POLLIN | POLLOUT, deadline) != 0) {
 			*timed_out = 1;
-			return NULL;
+			return -1;
 		} else if (PQconsumeInput(db->conn) == 0)
-			return NULL;
-	if (rc == -1)
-		return NULL;
+			return -1;
+	return rc;
+}
+
+/*
+ * Collects every result of one command, until libpq has none left (the
+ * server is ready for the next command). An error that comes after the
+ * rows, such as a COMMIT that failed (a deferred constraint, a
+ * serialization failure), is what counts: the rows then belong to a
+ * transaction that did not commit. Returns the first error result, else
+ * the first result (the caller PQclears it), or NULL on timeout or a
+ * broken connection, with *timed_out set for the former.
+ */
+static PGresult *
+db_collect(struct db *db, int64_t deadline, int *timed_out)
+{
+	PGresult	*keep = NULL, *r;
+
+	*timed_out = 0;
 	for (;;) {
 		while (PQisBusy(db->conn)) {
 			if (db_wait(db, POLLIN, deadline) != 0) {
@@ -210,7 +217,8 @@ db_setup_command(struct db *db, const char *sql, const struct db_statement *st,
 		ok = PQsendQuery(db->conn, sql);
 	if (!ok)
 		return -1;
-	r = db_result(db, deadline, &timed_out);
+	r = db_flush(db, deadline, &timed_out) == 0 ?
+	    db_collect(db, deadline, &timed_out) : NULL;
 	ok = result_ok(r);
 	if (!ok)
 		db_log_failure("database: setting up the connection failed",
@@ -538,6 +546,14 @@ int
 db_exec(struct db *db, const struct db_statement *stmt,
     const char *const *values, PGresult **res)
 {
+	return db_exec_meanwhile(db, stmt, values, res, NULL, NULL);
+}
+
+int
+db_exec_meanwhile(struct db *db, const struct db_statement *stmt,
+    const char *const *values, PGresult **res, void (*meanwhile)(void *),
+    void *arg)
+{
 	struct timespec	 t0, t1;
 	PGresult	*r;
 	int64_t		 deadline;
@@ -557,7 +573,12 @@ db_exec(struct db *db, const struct db_statement *stmt,
 		db_drop(db);
 		return -1;
 	}
-	r = db_result(db, deadline, &timed_out);
+	r = NULL;
+	if (db_flush(db, deadline, &timed_out) == 0) {
+		if (meanwhile != NULL)
+			meanwhile(arg);
+		r = db_collect(db, deadline, &timed_out);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	stats_db_query(stmt->metric, (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

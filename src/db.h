@@ -48,6 +48,11 @@ unsigned int	 db_wait_bound_ms(const struct db *db);
  * in time, a broken connection, a warning at commit). */
 int		 db_exec(struct db *db, const struct db_statement *stmt,
 		    const char *const *values, PGresult **res);
+/* The same; once the statement is sent, calls meanwhile(arg) (if not
+ * NULL) before it waits for the answer. */
+int		 db_exec_meanwhile(struct db *db,
+		    const struct db_statement *stmt, const char *const *values,
+		    PGresult **res, void (*meanwhile)(void *), void *arg);
 
 /* Connects as configured by DATABASE_URL and PG*, adding connect_timeout
  * and application_name unless they are set. Blocks for at most the

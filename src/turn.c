@@ -52,7 +52,7 @@ turn_init(void)
 }
 
 int
-turn_take(unsigned int timeout_ms)
+turn_take(unsigned int timeout_ms, void (*waiting)(void *), void *arg)
 {
 	struct timespec	deadline;
 	int		rc;
@@ -60,6 +60,8 @@ turn_take(unsigned int timeout_ms)
 	if (turn == NULL)
 		return -1;
 	if ((rc = pthread_mutex_trylock(&turn->mu)) == EBUSY) {
+		if (waiting != NULL)
+			waiting(arg);
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += (time_t)(timeout_ms / 1000);
 		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;

@@ -23,11 +23,12 @@
  * why (then every turn_take returns -1 at once). */
 int	turn_init(void);
 
-/* Takes the turn, waiting at most timeout_ms. Returns 0 when taken (also
- * from a holder that died), or -1 when there is none (no turn_init) or
- * the wait ran out: the caller then goes on without it and must not give
- * it back. */
-int	turn_take(unsigned int timeout_ms);
+/* Takes the turn, waiting at most timeout_ms; when it has to wait, it
+ * first calls waiting(arg) (if not NULL). Returns 0 when taken (also from
+ * a holder that died), or -1 when there is none (no turn_init) or the
+ * wait ran out: the caller then goes on without it and must not give it
+ * back. */
+int	turn_take(unsigned int timeout_ms, void (*waiting)(void *), void *arg);
 /* Gives back a turn turn_take returned 0 for. */
 void	turn_give(void);
 

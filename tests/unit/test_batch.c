@@ -2,7 +2,10 @@
  * item runs exactly once, before its submit returns; two runs never
  * overlap; items that wait while a run is under way form the next batch,
  * at most max long, in the order they arrived; a run that takes more
- * (batch_more) after a wait carries what queued meanwhile. */
+ * (batch_more) after a wait carries what queued meanwhile; a run's items
+ * are completed during the next run when it asks (the answers are
+ * written while its round trip is under way), or at once when nothing
+ * else is queued. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -34,8 +37,12 @@ struct record {
 	int		 first_entered;
 	int		 released;
 	int		 more;		/* runs call batch_more after the hold */
+	int		 previous;	/* run 1 completes run 0's items */
 	struct batch	 batch;		/* hold_and_release's */
 };
+
+/* Posted items completed so far (their done function ran). */
+static int	completed;
 
 struct submitter {
 	struct batch	*b;
@@ -88,6 +95,12 @@ run(void *ctx, struct batch_item **items, size_t n)
 	hold_if_first(r, run_no);
 	if (r->more)
 		n = batch_more(&r->batch, items, n);
+	if (r->previous && run_no == 1) {
+		/* run 0's item is not completed before this run asks */
+		CHECK_INT(__atomic_load_n(&completed, __ATOMIC_ACQUIRE), 0);
+		batch_complete_previous(&r->batch);
+		CHECK_INT(__atomic_load_n(&completed, __ATOMIC_ACQUIRE), 1);
+	}
 	CHECK(n >= 1 && n <= r->max);
 	pthread_mutex_lock(&r->mu);
 	if (run_no < MAX_RUNS)
@@ -323,6 +336,63 @@ test_batches_at_most_max(void)
 	record_destroy(&r);
 }
 
+static void
+posted_done(struct batch_item *bi)
+{
+	(void)bi;
+	__atomic_add_fetch(&completed, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Waits, at most WAIT_LIMIT_S, until n posted items are completed. */
+static void
+wait_completed(int n)
+{
+	struct timespec	start;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (__atomic_load_n(&completed, __ATOMIC_ACQUIRE) < n &&
+	    elapsed_s(&start) <= WAIT_LIMIT_S)
+		pause_ms(1);
+	CHECK_INT(__atomic_load_n(&completed, __ATOMIC_ACQUIRE), n);
+}
+
+/*
+ * The first run (one item) is held while three more queue up. The second
+ * run finds the first one's item not yet completed, completes it when it
+ * asks, and its own items are completed at once after it, since nothing
+ * else is queued.
+ */
+static void
+test_previous_completed_during_next_run(void)
+{
+	struct record		 r;
+	struct item		 items[4];
+	struct batch_item	 posted[4];
+	int			 queued[4];
+	size_t			 i;
+
+	record_init(&r, 8, 1);
+	r.previous = 1;
+	CHECK_INT(batch_init(&r.batch, r.max, run, &r), 0);
+	for (i = 0; i < 4; i++) {
+		items[i].id = (int)i;
+		items[i].runs = 0;
+		posted[i].arg = &items[i];
+		posted[i].done = posted_done;
+	}
+	batch_post(&r.batch, &posted[0]);
+	wait_first_entered(&r);
+	for (i = 1; i < 4; i++)
+		batch_post(&r.batch, &posted[i]);
+	wait_queued(&r.batch, 3, queued);
+	release(&r);
+	wait_completed(4);
+	CHECK_INT(r.nruns, 2);
+	CHECK_INT(r.sizes[1], 3);
+	batch_destroy(&r.batch);
+	record_destroy(&r);
+}
+
 /* Alone, a submit runs at once, by itself. */
 static void
 test_alone(void)
@@ -374,6 +444,7 @@ main(void)
 	test_waiters_form_one_batch();
 	test_batches_at_most_max();
 	test_more_joins_the_run();
+	test_previous_completed_during_next_run();
 	test_many_threads();
 	return 0;
 }

@@ -52,7 +52,7 @@ take_turns(struct shared *sh)
 	int	i;
 
 	for (i = 0; i < ROUNDS; i++) {
-		CHECK_INT(turn_take(10000), 0);
+		CHECK_INT(turn_take(10000, NULL, NULL), 0);
 		CHECK_INT(__atomic_add_fetch(&sh->inside, 1, __ATOMIC_ACQ_REL),
 		    1);
 		seen = sh->count;
@@ -91,14 +91,20 @@ test_holder_dies(void)
 
 	CHECK((pid = fork()) >= 0);
 	if (pid == 0) {
-		CHECK_INT(turn_take(1000), 0);
+		CHECK_INT(turn_take(1000, NULL, NULL), 0);
 		_exit(0);
 	}
 	reap(pid);
-	CHECK_INT(turn_take(1000), 0);	/* taken over */
+	CHECK_INT(turn_take(1000, NULL, NULL), 0);	/* taken over */
 	turn_give();
-	CHECK_INT(turn_take(1000), 0);	/* and whole again */
+	CHECK_INT(turn_take(1000, NULL, NULL), 0);	/* and whole again */
 	turn_give();
+}
+
+static void
+count_call(void *arg)
+{
+	(*(int *)arg)++;
 }
 
 /* A child holds the turn until told to give it back: a wait for it ends
@@ -107,7 +113,7 @@ static void
 test_wait_is_bounded(void)
 {
 	int64_t		t0, waited_ms;
-	int		held[2], go[2];
+	int		held[2], go[2], waited_calls = 0;
 	char		c = 0;
 	pid_t		pid;
 
@@ -115,7 +121,7 @@ test_wait_is_bounded(void)
 	CHECK_INT(pipe(go), 0);
 	CHECK((pid = fork()) >= 0);
 	if (pid == 0) {
-		CHECK_INT(turn_take(1000), 0);
+		CHECK_INT(turn_take(1000, NULL, NULL), 0);
 		CHECK_INT(write(held[1], &c, 1), 1);
 		CHECK_INT(read(go[0], &c, 1), 1);
 		turn_give();
@@ -123,13 +129,14 @@ test_wait_is_bounded(void)
 	}
 	CHECK_INT(read(held[0], &c, 1), 1);
 	t0 = monotonic_ms();
-	CHECK_INT(turn_take(200), -1);
+	CHECK_INT(turn_take(200, count_call, &waited_calls), -1);
+	CHECK_INT(waited_calls, 1);	/* told before it waited */
 	waited_ms = monotonic_ms() - t0;
 	CHECK(waited_ms >= 199);
 	CHECK(waited_ms < 5000);
 	CHECK_INT(write(go[1], &c, 1), 1);
 	reap(pid);
-	CHECK_INT(turn_take(1000), 0);
+	CHECK_INT(turn_take(1000, NULL, NULL), 0);
 	turn_give();
 	close(held[0]);
 	close(held[1]);
@@ -142,7 +149,7 @@ main(void)
 {
 	struct shared	*sh = shared_new();
 
-	CHECK_INT(turn_take(0), -1);	/* no turn before turn_init */
+	CHECK_INT(turn_take(0, NULL, NULL), -1);	/* no turn before turn_init */
 	CHECK_INT(turn_init(), 0);
 	test_one_holder_at_a_time(sh);
 	test_holder_dies();
