@@ -24,8 +24,10 @@ if (kind eq 'memory') {
 	set style fill solid 0.85 border -1
 	set logscale y
 	set xtics rotate by -25 scale 0 nomirror
-	set key top right
-	set bmargin 6
+	set key outside top center horizontal
+	# room for the last rotated label, which reaches past the last bar
+	set bmargin 8
+	set rmargin 16
 	set title "requests per second (log scale, higher is better)"
 	plot datafile using 2:xtic(1) title c1." connections", \
 		'' using 4 title c2." connections"
