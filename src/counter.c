@@ -59,13 +59,20 @@ single_value(PGresult *res, long long *out)
 }
 
 /* Completes the previous batch's calls (their answers are written) while
- * this batch waits for its turn or its statement. */
+ * this batch waits for its turn or its statement. Each answer sets and
+ * clears the thread's log context; this batch's is put back, so that
+ * what its statement logs still names its first request. */
 static void
 answer_previous(void *arg)
 {
 	struct counter	*cn = arg;
+	const char	*request_id = log_get_request_id();
+	const char	*trace_id = log_get_trace_id();
+	const char	*span_id = log_get_span_id();
 
 	batch_complete_previous(&cn->batch);
+	log_set_request_id(request_id);
+	log_set_trace(trace_id, span_id);
 }
 
 static struct counter_call *

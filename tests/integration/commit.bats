@@ -167,3 +167,27 @@ counter_is() {
 	assert_equal "$(jq -r .counter <<<"$HTTP_BODY")" "$((before + 1))"
 	assert_equal "$(counter_value)" "$((before + 1))"
 }
+
+@test "statements that fail under concurrent load: each failure's log line names a request of its own batch" {
+	local out start failed
+	psql_tally "CREATE FUNCTION tally_test_refuse() RETURNS trigger
+		LANGUAGE plpgsql AS \$\$BEGIN RAISE EXCEPTION 'refused at commit'; END\$\$;
+		CREATE CONSTRAINT TRIGGER tally_test_refuse AFTER UPDATE ON tally_counter
+		DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tally_test_refuse()"
+	out=$(mktemp)
+	start=$(wc -l <"$STACK_LOG_DIR/write.log")
+	# 32 at a time: the answers of one failed batch are written while
+	# the next batch's statement runs, and must not take its log context
+	seq 400 | xargs -P 32 -I{} curl -s -o /dev/null -w '%{http_code}\n' \
+		--max-time 10 -d '' -H 'X-Request-Id: refused-{}' "$TALLY_URL/write" >"$out"
+	assert_equal "$(sort -u "$out")" 503
+	failed=$(tail -n +"$((start + 1))" "$STACK_LOG_DIR/write.log" |
+		jq -c 'select(.msg == "database: statement failed"
+			and (.error | contains("refused at commit")))')
+	echo "# $(wc -l <<<"$failed") failed statements for 400 requests" >&3
+	# combined: fewer statements than requests, and more than one
+	(($(wc -l <<<"$failed") > 1 && $(wc -l <<<"$failed") < 400))
+	run jq -e -s 'all(.request_id | type == "string" and startswith("refused-"))' <<<"$failed"
+	assert_success
+	rm -f "$out"
+}
