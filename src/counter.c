@@ -264,7 +264,9 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 	/* Database errors logged now carry the first request's id. */
 	log_set_request_id(call_of(items[0])->request_id);
 	log_set_trace(call_of(items[0])->trace_id, call_of(items[0])->span_id);
-	turn = db_ready(cn->db) == 0 &&
+	/* Only with several workers: one alone has nobody to wait for,
+	 * and its statement checks the connection anyway. */
+	turn = turn_active() && db_ready(cn->db) == 0 &&
 	    turn_take(db_wait_bound_ms(cn->db), answer_previous, cn) == 0;
 	n = batch_more(&cn->batch, items, n);
 	for (i = 0; i < n; i++) {

@@ -52,6 +52,12 @@ turn_init(void)
 }
 
 int
+turn_active(void)
+{
+	return turn != NULL;
+}
+
+int
 turn_take(unsigned int timeout_ms, void (*waiting)(void *), void *arg)
 {
 	struct timespec	deadline;

@@ -23,6 +23,9 @@
  * why (then every turn_take returns -1 at once). */
 int	turn_init(void);
 
+/* 1 once turn_init made the turn (several workers), else 0. */
+int	turn_active(void);
+
 /* Takes the turn, waiting at most timeout_ms; when it has to wait, it
  * first calls waiting(arg) (if not NULL). Returns 0 when taken (also from
  * a holder that died), or -1 when there is none (no turn_init) or the

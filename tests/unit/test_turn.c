@@ -149,8 +149,10 @@ main(void)
 {
 	struct shared	*sh = shared_new();
 
+	CHECK_INT(turn_active(), 0);
 	CHECK_INT(turn_take(0, NULL, NULL), -1);	/* no turn before turn_init */
 	CHECK_INT(turn_init(), 0);
+	CHECK_INT(turn_active(), 1);
 	test_one_holder_at_a_time(sh);
 	test_holder_dies();
 	test_wait_is_bounded();
