@@ -3,22 +3,28 @@
 //   node manifests.mjs validate FILE...   every document: known kind, the
 //       Kubernetes schema (types, required fields, enums) and no unknown
 //       field anywhere; PrometheusRule expressions must parse as PromQL.
+//       Kinds no npm package models (the VerticalPodAutoscaler) are
+//       checked against their CustomResourceDefinition's openAPIV3Schema,
+//       as published upstream and kept in schemas/.
 //   node manifests.mjs json FILE...       the documents as one JSON array
 //   node manifests.mjs schema FILE        values.schema.json: self-contained
 //       (only "#/" references), every object closed (additionalProperties
 //       false, or a schema for free-form maps), every property described.
 //
 // Prints one line per document or problem; exits 1 on any problem.
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import yaml from "js-yaml";
+import Ajv from "ajv";
+import { ObjectMeta } from "@kubernetes-models/apimachinery/apis/meta/v1/ObjectMeta";
 import * as k8s from "@kubernetes/client-node";
 import { parser as promqlParser } from "@prometheus-io/lezer-promql";
 
 const require = createRequire(import.meta.url);
 
-// Kinds the chart (and the Argo CD example) may render, by apiVersion.
+// Kinds the chart (and the Argo CD example, and schemas/) may render, by apiVersion.
 // Core kinds: kubernetes-models validates them, @kubernetes/client-node's
 // type map (prefix + kind, e.g. V1Deployment) knows their fields.
 const CORE = {
@@ -28,6 +34,7 @@ const CORE = {
   "networking.k8s.io/v1": ["Ingress", "NetworkPolicy"],
   "policy/v1": ["PodDisruptionBudget"],
   "autoscaling/v2": ["HorizontalPodAutoscaler"],
+  "apiextensions.k8s.io/v1": ["CustomResourceDefinition"],
 };
 // Custom resources: the models validate them; their field trees come
 // from the models' TypeScript declarations.
@@ -41,6 +48,11 @@ const CUSTOM = {
     kinds: ["Application"],
   },
 };
+
+// Custom resources known by their CustomResourceDefinition: every
+// schemas/*.yaml, one CRD each, by "group/version kind" of its served
+// versions.
+const SCHEMAS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "schemas");
 
 function readDocuments(files) {
   const docs = [];
@@ -124,6 +136,87 @@ function unknownFieldsByTree(value, node, where, out) {
   }
 }
 
+// --- custom resources by their CRD's openAPIV3Schema ---------------------------
+//
+// Read as the API server reads a structural schema: an object's fields
+// are those of "properties" unless it has additionalProperties or
+// x-kubernetes-preserve-unknown-fields (the server drops or, with
+// strict field validation, refuses any other field, so here it is an
+// error); x-kubernetes-int-or-string comes with its own anyOf. CEL
+// rules (x-kubernetes-validations) cannot be evaluated offline: a
+// document that sets a field carrying them is refused, so nothing
+// passes unchecked. metadata is checked as an ObjectMeta.
+
+function closedSchema(node) {
+  if (Array.isArray(node)) return node.map(closedSchema);
+  if (node === null || typeof node !== "object") return node;
+  const out = {};
+  for (const [key, value] of Object.entries(node)) {
+    out[key] = key === "properties"
+      ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, closedSchema(v)]))
+      : closedSchema(value);
+  }
+  if (out.type === "object" && out.properties && !("additionalProperties" in out)
+      && out["x-kubernetes-preserve-unknown-fields"] !== true) out.additionalProperties = false;
+  return out;
+}
+
+function crdAjv() {
+  const ajv = new Ajv({ allErrors: true, strictTypes: false });
+  ajv.addVocabulary(["x-kubernetes-int-or-string", "x-kubernetes-map-type", "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource"]);
+  ajv.addKeyword({
+    keyword: "x-kubernetes-validations",
+    errors: true,
+    validate: function cel(rules) {
+      cel.errors = [{ keyword: "x-kubernetes-validations", params: {},
+        message: `has CEL rules, not evaluated offline: ${rules.map((r) => r.rule).join("; ")}` }];
+      return false;
+    },
+  });
+  ajv.addFormat("int32", { type: "number", validate: (n) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 });
+  ajv.addFormat("int64", { type: "number", validate: (n) => Number.isSafeInteger(n) });
+  return ajv;
+}
+
+let crdKinds = null;
+
+function crdValidators() {
+  if (crdKinds) return crdKinds;
+  const ajv = crdAjv();
+  crdKinds = new Map();
+  for (const file of readdirSync(SCHEMAS_DIR).filter((f) => f.endsWith(".yaml")).sort()) {
+    const crd = yaml.load(readFileSync(path.join(SCHEMAS_DIR, file), "utf8"));
+    if (crd?.kind !== "CustomResourceDefinition") throw new Error(`schemas/${file}: not a CustomResourceDefinition`);
+    for (const v of crd.spec.versions.filter((v) => v.served)) {
+      const schema = closedSchema(v.schema.openAPIV3Schema);
+      crdKinds.set(`${crd.spec.group}/${v.name} ${crd.spec.names.kind}`, { file, validate: ajv.compile(schema) });
+    }
+  }
+  return crdKinds;
+}
+
+function crdErrors(doc, found) {
+  const errors = [];
+  if (!found.validate(doc)) {
+    for (const e of found.validate.errors) {
+      const where = e.instancePath || "/";
+      const extra = e.params?.additionalProperty ? ` (${e.params.additionalProperty})`
+        : e.params?.allowedValues ? ` (${e.params.allowedValues.join(", ")})` : "";
+      errors.push(`schema (${found.file}): ${where} ${e.message}${extra}`);
+    }
+  }
+  if (doc.metadata !== undefined) {
+    try {
+      new ObjectMeta(doc.metadata).validate();
+    } catch (e) {
+      errors.push(`metadata: ${e.message}`);
+    }
+    unknownFieldsByTypeMap(doc.metadata, "V1ObjectMeta", `${doc.kind}.metadata`, errors);
+  }
+  return errors;
+}
+
 // --- per document ------------------------------------------------------------
 
 async function modelClass(apiVersion, kind) {
@@ -132,6 +225,8 @@ async function modelClass(apiVersion, kind) {
     const prefix = apiVersion.split("/").pop().replace(/^v/, "V");
     return { Model: mod[kind], typeName: `${prefix[0].toUpperCase()}${prefix.slice(1)}${kind}` };
   }
+  const byCrd = crdValidators().get(`${apiVersion} ${kind}`);
+  if (byCrd) return { crd: byCrd };
   const custom = CUSTOM[apiVersion];
   if (custom?.kinds.includes(kind)) {
     const dir = path.join(path.dirname(require.resolve(`${custom.pkg}/package.json`)), apiVersion);
@@ -156,6 +251,7 @@ async function validateDocument({ file, doc }) {
   const name = `${doc?.kind ?? "?"}/${doc?.metadata?.name ?? "?"} (${path.basename(file)})`;
   const found = doc && (await modelClass(doc.apiVersion, doc.kind));
   if (!found) return [`${name}: unknown apiVersion/kind ${doc?.apiVersion} ${doc?.kind}`];
+  if (found.crd) return crdErrors(doc, found.crd).map((e) => `${name}: ${e}`);
   const errors = [];
   try {
     new found.Model(doc).validate();

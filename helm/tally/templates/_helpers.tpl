@@ -181,3 +181,92 @@ seccompProfile:
   readOnly: true
 {{- end }}
 {{- end }}
+
+{{/* The memory lighttpd's connection limits need: the least memory the
+     web container may be given (the VerticalPodAutoscaler's floor for
+     web), from the three figures of tally.web.connectionMemory. */}}
+{{- define "tally.web.minMemory" -}}
+{{- $m := include "tally.web.connectionMemory" . | fromYaml -}}
+{{- $ki := add (mul (int $m.maxConnections) (int $m.perConnectionKi)) (mul (int $m.lighttpdMi) 1024) -}}
+{{- if eq (mod $ki 1024) 0 }}{{ printf "%dMi" (div $ki 1024) }}{{ else }}{{ printf "%dKi" $ki }}{{ end -}}
+{{- end }}
+
+{{/* How tally.web.minMemory is counted. lighttpd holds up to
+     server.max-connections connections (etc/lighttpd.conf: 4096); a
+     hostile client fills each with up to 8 KiB of headers and 16 KiB
+     of body (server.max-request-field-size, server.max-request-size),
+     in buffers that grow by doubling: 4,000 such connections took
+     lighttpd from 3 MB to 201 MB, about 50 KB each. Counted: 64 KiB a
+     connection (that measure and a quarter more as margin) and 16 MiB
+     for lighttpd itself, so 4096 x 64 KiB + 16 MiB = 272Mi. Keep
+     maxConnections in step with lighttpd.conf (README, "Vertical Pod
+     Autoscaler"). */}}
+{{- define "tally.web.connectionMemory" -}}
+maxConnections: 4096
+perConnectionKi: 64
+lighttpdMi: 16
+{{- end }}
+
+{{/* "N connections x K KiB + M MiB", the sum behind tally.web.minMemory. */}}
+{{- define "tally.web.minMemorySum" -}}
+{{- $m := include "tally.web.connectionMemory" . | fromYaml -}}
+{{- printf "%d connections x %d KiB + %d MiB" (int $m.maxConnections) (int $m.perConnectionKi) (int $m.lighttpdMi) -}}
+{{- end }}
+
+{{/* A Kubernetes quantity (100m, 0.5, 64Mi, 1G; the forms
+     values.schema.json allows) as a plain number, for comparisons. */}}
+{{- define "tally.quantity" -}}
+{{- if or (kindIs "float64" .) (kindIs "int64" .) (kindIs "int" .) }}{{ float64 . }}{{ else -}}
+{{- $q := toString . -}}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $q -}}
+{{- $factors := dict "" 1 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- $suffix := trimPrefix $number $q -}}
+{{- if not (hasKey $factors $suffix) }}{{ fail (printf "%q is not a quantity the chart understands" $q) }}{{ end -}}
+{{- mulf (float64 $number) (get $factors $suffix) -}}
+{{- end }}
+{{- end }}
+
+{{/* The VerticalPodAutoscaler's per-container settings: "web" and
+     "*" (every other container: the responders), each with its
+     minAllowed filled in (web's memory: at least tally.web.minMemory),
+     as YAML. */}}
+{{- define "tally.vpa.policies" -}}
+{{- $web := deepCopy .Values.vpa.web -}}
+{{- $_ := set $web "minAllowed" (merge (dict) ($web.minAllowed | default dict) (dict "memory" (include "tally.web.minMemory" .))) -}}
+{{ toYaml (dict "web" $web "*" .Values.vpa.responders) }}
+{{- end }}
+
+{{/* Refuses VerticalPodAutoscaler settings that cannot work. */}}
+{{- define "tally.vpa.validate" -}}
+{{- $v := .Values.vpa -}}
+{{- /* The resources the HPA scales on, read from the HPA itself. */}}
+{{- $hpaResources := list -}}
+{{- if .Values.autoscaling.enabled }}
+{{- $hpa := include (print $.Template.BasePath "/hpa.yaml") . | fromYaml -}}
+{{- range $hpa.spec.metrics }}
+{{- if eq .type "Resource" }}{{ $hpaResources = append $hpaResources .resource.name }}{{ end }}
+{{- end }}
+{{- end }}
+{{- $key := dict "web" "vpa.web" "*" "vpa.responders" -}}
+{{- range $name, $p := include "tally.vpa.policies" . | fromYaml }}
+{{- $where := get $key $name -}}
+{{- range $p.controlledResources }}
+{{- if and (has . $hpaResources) (ne $v.updateMode "Off") }}
+{{- fail (printf "%s.controlledResources has %s, which the HPA (autoscaling.enabled) scales on too: the VPA in mode %s would change the %s requests the HPA measures its target against, and each would undo the other. Either set vpa.updateMode to \"Off\" (the VPA only recommends), or leave %s out of vpa.web.controlledResources and vpa.responders.controlledResources (VPA on memory, HPA on CPU), or turn autoscaling off (README, \"Vertical Pod Autoscaler\")" $where . $v.updateMode . .) }}
+{{- end }}
+{{- end }}
+{{- range $resource, $min := $p.minAllowed }}
+{{- with get ($p.maxAllowed | default dict) $resource }}
+{{- if gt (include "tally.quantity" $min | float64) (include "tally.quantity" . | float64) }}
+{{- fail (printf "%s.minAllowed.%s (%v) exceeds %s.maxAllowed.%s (%v)" $where $resource $min $where $resource .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $floor := include "tally.web.minMemory" . -}}
+{{- with $v.web.minAllowed }}{{ with .memory }}
+{{- if lt (include "tally.quantity" . | float64) (include "tally.quantity" $floor | float64) }}
+{{- fail (printf "vpa.web.minAllowed.memory %v is below %s, the memory lighttpd's connection limits need (%s; README, \"Vertical Pod Autoscaler\"): the VPA would let lighttpd be killed for memory under many connections. Leave it unset (the chart then uses %s) or set at least %s" . $floor (include "tally.web.minMemorySum" $) $floor $floor) }}
+{{- end }}
+{{- end }}{{ end }}
+{{- end }}
