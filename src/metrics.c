@@ -149,7 +149,6 @@ static const struct responder metrics_responder = {
 	.name = "tally-metrics",
 	.routes = ROUTE_BIT(ROUTE_METRICS),
 	.methods = METHODS_READ,
-	.allow = "GET, HEAD",
 	.threads = 2,		/* scrapes: one every few seconds */
 	.start = counter_responder_start,
 	.handle = metrics_handle,
