@@ -43,7 +43,6 @@ static const struct responder healthz_responder = {
 	.name = "tally-healthz",
 	.routes = ROUTE_BIT(ROUTE_HEALTHZ) | ROUTE_BIT(ROUTE_LIVEZ),
 	.methods = METHODS_READ,
-	.allow = "GET, HEAD",
 	.threads = 4,		/* probes: a few a second */
 	.start = counter_responder_start,
 	.handle = healthz_handle,

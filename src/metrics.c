@@ -22,6 +22,17 @@ help(FILE *f, const char *name, const char *type, const char *text)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+static uint64_t
+histogram_count(const struct stats_histogram *h)
+{
+	uint64_t	n = 0;
+	size_t		i;
+
+	for (i = 0; i <= STATS_BUCKETS; i++)
+		n += h->buckets[i];
+	return n;
+}
+
 /* Buckets are stored per bucket; the format wants them cumulative, and
  * _count is their total so the two always agree. */
 static void
@@ -69,9 +80,14 @@ write_requests(FILE *f, const struct stats_segment *s)
 			}
 	help(f, "http_request_duration_seconds", "histogram",
 	    "Time from reading a request to answering it, by path.");
+	/* Each path's, from the start (a rate of 0, not no data); "other"
+	 * only once a request was refused there, so that a quantile over
+	 * it is not NaN for ever. */
 	for (r = 0; r < ROUTE__COUNT; r++)
-		histogram(f, "http_request_duration_seconds", "path",
-		    route_path(r), &s->request_duration[r]);
+		if (r != ROUTE_OTHER ||
+		    histogram_count(&s->request_duration[r]) > 0)
+			histogram(f, "http_request_duration_seconds", "path",
+			    route_path(r), &s->request_duration[r]);
 }
 
 static void
@@ -149,7 +165,6 @@ static const struct responder metrics_responder = {
 	.name = "tally-metrics",
 	.routes = ROUTE_BIT(ROUTE_METRICS),
 	.methods = METHODS_READ,
-	.allow = "GET, HEAD",
 	.threads = 2,		/* scrapes: one every few seconds */
 	.start = counter_responder_start,
 	.handle = metrics_handle,

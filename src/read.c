@@ -60,7 +60,6 @@ static const struct responder read_responder = {
 	.name = "tally-read",
 	.routes = ROUTE_BIT(ROUTE_READ),
 	.methods = METHODS_READ,
-	.allow = "GET, HEAD",
 	.threads = 8,		/* they only read and hand over */
 	.start = counter_responder_start,
 	.handle = read_handle,

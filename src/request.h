@@ -27,6 +27,7 @@ enum route {
 };
 
 #define ROUTE_BIT(r)	(1u << (r))
+#define METHOD_BIT(m)	(1u << (m))
 /* Longest X-Request-Id kept for the logs; longer or odd ones are dropped. */
 #define REQUEST_ID_MAX	128
 /* The hex digits of a W3C traceparent's trace-id and parent-id. */

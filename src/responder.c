@@ -243,8 +243,8 @@ serve(struct job *j, const struct serving *sv)
 	log_set_trace(req->trace_id, req->span_id);
 	if ((sv->r->routes & ROUTE_BIT(req->route)) == 0)
 		response_error(req, 404, "not found", NULL);
-	else if ((sv->r->methods & (1u << req->method)) == 0)
-		response_method_not_allowed(req, sv->r->allow);
+	else if ((sv->r->methods & METHOD_BIT(req->method)) == 0)
+		response_method_not_allowed(req, sv->r->methods);
 	else
 		sv->r->handle(req, sv->ctx);
 	log_set_request_id(NULL);

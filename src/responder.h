@@ -15,8 +15,8 @@
 struct responder {
 	const char	*name;		/* program name, for logs and libpq */
 	unsigned int	 routes;	/* ROUTE_BIT()s it answers */
-	unsigned int	 methods;	/* 1u << METHOD_x it accepts */
-	const char	*allow;		/* the Allow header for a 405 */
+	unsigned int	 methods;	/* METHOD_BIT()s it accepts, and
+					 * what a 405 names */
 	unsigned int	 threads;	/* per worker, unless TALLY_THREADS */
 	/* Once in each worker process before serving: returns the
 	 * handler's state (what handle and stop receive as ctx), or NULL
@@ -30,8 +30,8 @@ struct responder {
 	void		 (*stop)(void *ctx);
 };
 
-#define METHODS_READ	((1u << METHOD_GET) | (1u << METHOD_HEAD))
-#define METHODS_WRITE	(1u << METHOD_POST)
+#define METHODS_READ	(METHOD_BIT(METHOD_GET) | METHOD_BIT(METHOD_HEAD))
+#define METHODS_WRITE	METHOD_BIT(METHOD_POST)
 
 /* Ends a request whose answer is written and closes its connection
  * without waiting for the peer. */

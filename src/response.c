@@ -161,12 +161,33 @@ response_error(struct request *req, int status, const char *message,
 }
 
 int
-response_method_not_allowed(struct request *req, const char *allow)
+response_method_not_allowed(struct request *req, unsigned int methods)
 {
-	char	hdr[64];
+	struct json_object	*body, *allow;
+	char			 hdr[64];
+	size_t			 n;
+	int			 m, w;
 
-	snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
-	return response_error(req, 405, "method not allowed", hdr);
+	body = json_object_new_object();
+	allow = json_object_new_array();
+	n = (size_t)snprintf(hdr, sizeof(hdr), "Allow:");
+	for (m = 0; m < METHOD_OTHER; m++) {
+		if ((methods & METHOD_BIT(m)) == 0)
+			continue;
+		w = snprintf(hdr + n, sizeof(hdr) - n, "%s %s",
+		    json_object_array_length(allow) > 0 ? "," : "",
+		    method_name((enum http_method)m));
+		if (w < 0 || (size_t)w >= sizeof(hdr) - n - 2)
+			break;	/* cannot happen: three methods fit */
+		n += (size_t)w;
+		json_object_array_add(allow,
+		    json_object_new_string(method_name((enum http_method)m)));
+	}
+	memcpy(hdr + n, "\r\n", 3);
+	json_object_object_add(body, "error",
+	    json_object_new_string("method not allowed"));
+	json_object_object_add(body, "allow", allow);
+	return response_json_error(req, 405, body, hdr, "method not allowed");
 }
 
 int

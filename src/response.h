@@ -32,8 +32,9 @@ int	response_text(struct request *req, int status, const char *type,
 int	response_error(struct request *req, int status, const char *message,
 	    const char *extra_headers);
 
-/* 405 with Allow (e.g. "GET, HEAD"). */
-int	response_method_not_allowed(struct request *req, const char *allow);
+/* 405 {"error":"method not allowed","allow":["GET","HEAD"]} with the same
+ * methods in Allow ("GET, HEAD"), both from methods (METHOD_BIT()s). */
+int	response_method_not_allowed(struct request *req, unsigned int methods);
 
 /* 503 with body (consumed) and Retry-After; error, if not NULL, is the
  * error class its log line carries. */

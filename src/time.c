@@ -64,7 +64,6 @@ static const struct responder time_responder = {
 	.name = "tally-time",
 	.routes = ROUTE_BIT(ROUTE_TIME),
 	.methods = METHODS_READ,
-	.allow = "GET, HEAD",
 	.threads = 8,		/* CPU only: more threads only add switches */
 	.start = time_start,
 	.handle = time_handle,

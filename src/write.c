@@ -113,7 +113,6 @@ static const struct responder write_responder = {
 	.name = "tally-write",
 	.routes = ROUTE_BIT(ROUTE_WRITE),
 	.methods = METHODS_WRITE,
-	.allow = "POST",
 	.threads = 32,		/* waiting writes share one UPDATE */
 	.start = write_start,
 	.handle = write_handle,

@@ -71,7 +71,7 @@ assert_api_headers() {
 	assert_equal "$HTTP_BODY" '{"status":"ok"}'
 }
 
-@test "wrong methods get 405 with Allow and a JSON error" {
+@test "wrong methods get 405 with Allow and a JSON error that names the same methods" {
 	local spec method path allow
 	for spec in "POST /time GET, HEAD" "PUT /read GET, HEAD" "DELETE /healthz GET, HEAD" \
 		"POST /livez GET, HEAD" "GET /write POST" "PUT /write POST" "POST /metrics GET, HEAD"; do
@@ -80,6 +80,8 @@ assert_api_headers() {
 		assert_equal "$HTTP_STATUS" 405
 		assert_equal "$(header allow)" "$allow"
 		assert_equal "$(jq -r .error <<<"$HTTP_BODY")" "method not allowed"
+		assert_equal "$(jq -r '.allow | join(", ")' <<<"$HTTP_BODY")" "$allow"
+		assert_equal "$(jq -r 'keys | join(" ")' <<<"$HTTP_BODY")" "allow error"
 		assert_api_headers
 	done
 }
@@ -98,6 +100,46 @@ assert_api_headers() {
 		http GET "$p"
 		assert_equal "$HTTP_STATUS" 404
 	done
+}
+
+@test "API answers ignore Range: 200 with the whole body, no Accept-Ranges; the page keeps ranges" {
+	local path whole range
+	for path in /time /read /healthz /livez /metrics; do
+		http GET "$path"
+		assert_equal "$path $HTTP_STATUS" "$path 200"
+		assert_equal "$path $(header accept-ranges)" "$path "
+		for range in 0-5 100- -3 5-1 99999-; do
+			http GET "$path" -H "Range: bytes=$range"
+			assert_equal "$path $range $HTTP_STATUS" "$path $range 200"
+			assert_equal "$path $range $(header accept-ranges)" "$path $range "
+			assert_equal "$path $range $(header content-range)" "$path $range "
+			if [[ $path == /metrics ]]; then
+				[[ $HTTP_BODY == *"# TYPE http_requests_total counter"* ]]
+			else
+				assert_equal "$(header content-type)" "application/json"
+				jq -e 'type == "object"' <<<"$HTTP_BODY" >/dev/null
+				assert_equal "$(header content-length)" "${#HTTP_BODY}"
+			fi
+		done
+	done
+	http POST /write -d '' -H 'Range: bytes=0-5'
+	assert_equal "$HTTP_STATUS" 200
+	jq -e '.counter | type == "number"' <<<"$HTTP_BODY" >/dev/null
+	assert_equal "$(header accept-ranges)" ""
+	# an error answer on an API path is whole too
+	http GET /time/x -H 'Range: bytes=0-5'
+	assert_equal "$HTTP_STATUS" 404
+	jq -e '.error' <<<"$HTTP_BODY" >/dev/null
+	# the page: ranges as before
+	http GET /
+	whole=$HTTP_BODY
+	assert_equal "$(header accept-ranges)" "bytes"
+	http GET / -H 'Range: bytes=0-5'
+	assert_equal "$HTTP_STATUS" 206
+	assert_equal "$HTTP_BODY" "${whole:0:6}"
+	[[ $(header content-range) == "bytes 0-5/"* ]]
+	http GET / -H 'Range: bytes=999999-'
+	assert_equal "$HTTP_STATUS" 416
 }
 
 @test "the page is served with a strict Content-Security-Policy" {

@@ -70,7 +70,7 @@ has_line() {
 	assert_equal "$HTTP_STATUS" 200
 }
 
-@test "lighttpd's refusals on API paths are JSON: 400 413 431 501 404" {
+@test "lighttpd's refusals on API paths are JSON: 400 413 414 431 501 404" {
 	http GET /read -H $'X-Forwarded-For: 10.0.0.1\x01'
 	assert_api_error 400
 	http GET /time -H 'Transfer-Encoding: chunked' --data-binary 'zz'
@@ -82,11 +82,13 @@ has_line() {
 	# streamed, without a Content-Length: lighttpd counts as it reads
 	http POST /write -H 'Transfer-Encoding: chunked' --data-binary @<(head -c 40000 /dev/zero)
 	assert_api_error 413
-	http GET /read -H "X-Big: $(printf '%9000s' '' | tr ' ' a)"
+	http GET /read -H "X-Big: $(printf '%17000s' '' | tr ' ' a)"
 	assert_api_error 431
-	# a URL over the limit: lighttpd 1.4.69 counts it with the headers
+	run jq -r .error <<<"$HTTP_BODY"
+	assert_output --partial "16384 bytes"
+	# a URL over the limit: 414, not 431
 	http GET "/read?$(printf '%9000s' '' | tr ' ' a)"
-	assert_api_error 431
+	assert_api_error 414
 	http FOO /time
 	assert_api_error 501
 	http POST /write -H 'Transfer-Encoding: gzip' -d ''
@@ -96,6 +98,102 @@ has_line() {
 	http HEAD /healthz/x
 	assert_equal "$HTTP_STATUS" 404
 	assert_equal "$(header content-type)" "application/json"
+}
+
+@test "HTTP/1.1 without Host: 400 JSON that names Host; with it, the same request is answered" {
+	raw_answer $'GET /time HTTP/1.1\r\nConnection: close\r\n\r\n'
+	assert_api_error 400
+	run jq -r .error <<<"$HTTP_BODY"
+	assert_output --partial "Host header"
+	raw_answer $'GET /time HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+	assert_equal "$HTTP_STATUS" 200
+	jq -e .timestamp <<<"$HTTP_BODY" >/dev/null
+	# HTTP/1.0 needs none
+	raw_answer $'GET /time HTTP/1.0\r\n\r\n'
+	assert_equal "$HTTP_STATUS" 200
+}
+
+# url_of_length N PATH: PATH?aaa... that is N bytes long.
+url_of_length() {
+	printf '%s?%s' "$2" "$(head -c $(($1 - ${#2} - 1)) /dev/zero | tr '\0' a)"
+}
+
+@test "a URL over 8192 bytes gets 414 (JSON on the API paths, HTML on the page's); 8192 bytes pass" {
+	local url
+	url=$(url_of_length 8192 /time)
+	assert_equal "${#url}" 8192
+	http GET "$url"
+	assert_equal "$HTTP_STATUS" 200
+	for n in 8193 10240 16000; do
+		http GET "$(url_of_length "$n" /time)"
+		assert_api_error 414
+		run jq -r .error <<<"$HTTP_BODY"
+		assert_output --partial "8192 bytes"
+		assert_equal "$(header location)" ""
+	done
+	# a long path too, not only a long query
+	http GET "/time/$(head -c 9000 /dev/zero | tr '\0' a)"
+	assert_api_error 414
+	# the page's paths: 414 with lighttpd's HTML page
+	http GET "$(url_of_length 10240 /)"
+	assert_equal "$HTTP_STATUS" 414
+	[[ $(header content-type) == text/html* ]]
+	http GET "$(url_of_length 8192 /)"
+	assert_equal "$HTTP_STATUS" 200
+	# a POST /write with a long URL counts nothing
+	local before
+	before=$(counter_value)
+	http POST "$(url_of_length 9000 /write)" -d ''
+	assert_api_error 414
+	assert_equal "$(counter_value)" "$before"
+}
+
+# api_list: the "METHOD PATH" entries the last 404 body lists, one a line.
+api_list() {
+	jq -r .error <<<"$HTTP_BODY" | sed -n 's/^not found: the API is //p' | sed 's/, /\n/g'
+}
+
+@test "paths under /api/, and any path for a client that asks for JSON: a JSON 404 listing the API" {
+	local path entry method listed exported
+	for path in /api/read /api/counter /api /api/ /api/time/x; do
+		http GET "$path"
+		assert_api_error 404
+		[[ -n $(api_list) ]]
+	done
+	# asking for JSON: on the page's paths too
+	for path in /nope /nope.html /read/x/y /timex; do
+		http GET "$path" -H 'Accept: application/json'
+		assert_api_error 404
+		[[ -n $(api_list) ]]
+	done
+	http GET /nope -H 'Accept: application/problem+json, text/plain;q=0.5'
+	assert_api_error 404
+	# a browser's Accept keeps the HTML page
+	http GET /nope -H 'Accept: text/html,application/xhtml+xml,*/*;q=0.8'
+	assert_equal "$HTTP_STATUS" 404
+	[[ $(header content-type) == text/html* ]]
+	# and the page itself is still the page when JSON is asked for
+	http GET / -H 'Accept: application/json'
+	assert_equal "$HTTP_STATUS" 200
+	[[ $(header content-type) == text/html* ]]
+	# every entry listed answers its method ...
+	http GET /api/read
+	listed=$(api_list)
+	while read -r entry; do
+		read -r method path <<<"$entry"
+		if [[ $method == POST ]]; then
+			http POST "$path" -d ''
+		else
+			http "$method" "$path"
+		fi
+		assert_equal "$entry $HTTP_STATUS" "$entry 200"
+	done <<<"$listed"
+	# ... and the paths listed are exactly those the responders know
+	# (the path labels of /metrics' histogram)
+	http GET /metrics
+	exported=$(grep -o '^http_request_duration_seconds_count{path="/[^"]*"' <<<"$HTTP_BODY" |
+		sed 's/.*path="//; s/"$//' | sort)
+	assert_equal "$(awk '{print $2}' <<<"$listed" | sort)" "$exported"
 }
 
 @test "refusals made while parsing the request line are JSON too: 400 411 505" {

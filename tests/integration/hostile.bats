@@ -57,6 +57,7 @@ head_answer() {
 				assert_equal "$method $path $HTTP_STATUS" "$method $path 405"
 				assert_equal "$(header allow)" "$allow"
 				assert_equal "$(jq -r .error <<<"$HTTP_BODY")" "method not allowed"
+				assert_equal "$(jq -r '.allow | join(", ")' <<<"$HTTP_BODY")" "$allow"
 			fi
 			if [[ $path == /metrics && $HTTP_STATUS == 200 ]]; then
 				assert_equal "$(header content-type)" "text/plain; version=0.0.4; charset=utf-8"

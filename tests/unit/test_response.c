@@ -341,7 +341,23 @@ test_head_has_no_body(void)
 static void
 answer_405(struct request *req, void *arg)
 {
-	CHECK_INT(response_method_not_allowed(req, arg), 0);
+	CHECK_INT(response_method_not_allowed(req, *(unsigned int *)arg), 0);
+}
+
+/* The body of a 405: {"error":"method not allowed","allow":[...]}, the
+ * methods of allow (a JSON array's text) in that order. */
+static void
+expect_405_body(const struct answer *a, const char *allow)
+{
+	struct json_object	*o = parse_body(a), *e;
+
+	CHECK_INT(json_object_object_length(o), 2);
+	CHECK(json_object_object_get_ex(o, "error", &e));
+	CHECK_STR(json_object_get_string(e), "method not allowed");
+	CHECK(json_object_object_get_ex(o, "allow", &e));
+	CHECK_STR(json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN),
+	    allow);
+	json_object_put(o);
 }
 
 static void
@@ -350,17 +366,33 @@ test_method_not_allowed(void)
 	static const char *const delete_time[] = {
 		"REQUEST_METHOD=DELETE", "SCRIPT_NAME=/time", NULL
 	};
+	static const struct {
+		unsigned int	 methods;
+		const char	*header, *body;
+	} cases[] = {
+		{ METHOD_BIT(METHOD_GET) | METHOD_BIT(METHOD_HEAD),
+		    "GET, HEAD", "[\"GET\",\"HEAD\"]" },
+		{ METHOD_BIT(METHOD_POST), "POST", "[\"POST\"]" },
+		{ METHOD_BIT(METHOD_GET) | METHOD_BIT(METHOD_HEAD) |
+		    METHOD_BIT(METHOD_POST),
+		    "GET, HEAD, POST", "[\"GET\",\"HEAD\",\"POST\"]" },
+	};
 	struct request	req;
 	struct answer	a;
+	unsigned int	methods;
+	size_t		i;
 
-	exchange(delete_time, answer_405, "GET, HEAD", &req, &a);
-	CHECK_INT(req.method, METHOD_OTHER);
-	CHECK_INT(req.route, ROUTE_TIME);
-	CHECK_INT(req.status, 405);
-	expect_common(&a, "405 Method Not Allowed", a.body_len);
-	expect_header(&a, "Allow", "GET, HEAD");
-	expect_header(&a, "Content-Type", "application/json");
-	expect_error_body(&a, "method not allowed");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		methods = cases[i].methods;
+		exchange(delete_time, answer_405, &methods, &req, &a);
+		CHECK_INT(req.method, METHOD_OTHER);
+		CHECK_INT(req.route, ROUTE_TIME);
+		CHECK_INT(req.status, 405);
+		expect_common(&a, "405 Method Not Allowed", a.body_len);
+		expect_header(&a, "Allow", cases[i].header);
+		expect_header(&a, "Content-Type", "application/json");
+		expect_405_body(&a, cases[i].body);
+	}
 }
 
 static void
