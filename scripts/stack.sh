@@ -76,13 +76,23 @@ stack_system_user() {
 }
 
 # stack_as USER COMMAND...: runs a command as USER, keeping the
-# environment. setpriv execs in place, so signals sent to the pid reach
-# the program itself.
+# environment but not the state directory's lock (stack_claim: a process
+# that shares it could unlock it). setpriv execs in place, so signals
+# sent to the pid reach the program itself.
 stack_as() {
 	local user=$1
 	shift
 	if [[ $(id -u) -eq 0 ]]; then
-		setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"
+		stack_unlocked setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"
+	else
+		stack_unlocked "$@"
+	fi
+}
+
+# Runs a command without the lock's descriptor.
+stack_unlocked() {
+	if [[ -n ${STACK_LOCK_FD:-} ]]; then
+		"$@" {STACK_LOCK_FD}<&-
 	else
 		"$@"
 	fi
@@ -97,6 +107,7 @@ stack_as_pg_user() { stack_as "$STACK_PG_USER" "$@"; }
 # Replaces the shell with a command run as STACK_USER: started as
 # "( stack_exec_as_user cmd ) &", $! is then the command's own pid.
 stack_exec_as_user() {
+	[[ -z ${STACK_LOCK_FD:-} ]] || exec {STACK_LOCK_FD}<&-
 	if [[ $(id -u) -eq 0 ]]; then
 		exec setpriv --reuid="$STACK_USER" --regid="$STACK_USER" \
 			--init-groups -- "$@"
@@ -156,9 +167,10 @@ stack_check_access() {
 # is free, before anything is started or changed. When another stack uses
 # either, it is left alone: this fails, naming the other process and what
 # to do. The lock is flock(2) on STACK_DIR itself, through a descriptor
-# that this shell and every part it starts hold: it lasts until the last
-# of them exits. Claiming the directory this shell holds already is a
-# no-op.
+# that this shell and the processes it forks as itself hold (the keeper
+# loops, the access log's writer), not the service users' processes: it
+# lasts until the last of them exits. Claiming the directory this shell
+# holds already is a no-op.
 stack_claim() {
 	local setting=${STACK_DIR_SETTING:-STACK_DIR} users
 	export TALLY_LISTEN=${TALLY_LISTEN:-127.0.0.1} TALLY_PORT=${TALLY_PORT:-8080}
