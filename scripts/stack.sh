@@ -400,7 +400,11 @@ stack_pg_start() {
 		stack_as_pg_user pg_ctl --pgdata="$(stack_pg_data)" --wait \
 		--timeout=60 --silent \
 		-o "-c listen_addresses='' -c unix_socket_directories='$(stack_pg_socket)' -c max_connections=200" \
-		start >>"$log" 2>&1 </dev/null 3>&-
+		start >>"$log" 2>&1 </dev/null 3>&- || {
+			say "PostgreSQL did not start; the end of its log ($log):"
+			tail -n 5 "$log" >&2
+			return 1
+		}
 	fi
 	if ! stack_as_user psql -X -q -d "postgresql:///postgres?host=$(stack_pg_socket)" \
 		-tAc "SELECT 1 FROM pg_database WHERE datname = 'tally'" | grep -q 1; then
@@ -584,7 +588,7 @@ stack_start() {
 	stack_claim || return 1
 	stack_user_setup || return 1
 	stack_check_access "$TALLY_BIN_DIR/tally-time" "$TALLY_WWW_DIR/index.html" \
-		"$TALLY_CONF_DIR/lighttpd.conf" "$TALLY_SQL_DIR" || return 1
+		"$TALLY_CONF_DIR/lighttpd.conf" "$TALLY_SQL_DIR" "$STACK_DIR" || return 1
 	if [[ -z ${DATABASE_URL:-} && -z ${PGHOST:-} ]]; then
 		stack_pg_init || return 1
 		stack_pg_start || return 1
