@@ -30,7 +30,7 @@ expired_keys() {
 # OLD_PARENT.
 restart_write() {
 	local keeper
-	keeper=$(<"$STACK_DIR/run/write.pid")
+	keeper=$(stack_pid write)
 	OLD_PARENT=$(responder_parent write)
 	kill -TERM "$OLD_PARENT"
 	wait_until 60 none_alive "$OLD_PARENT"

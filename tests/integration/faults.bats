@@ -209,11 +209,13 @@ dev_up_stop() {
 }
 
 # dev_up_leftovers: prints every process still running with the state
-# directory of that ./dev up in its environment (postgres, lighttpd,
-# spawn-fcgi, responders, keeper loops all inherit STACK_DIR).
+# directory of that ./dev up in its environment (postgres, spawn-fcgi,
+# responders, keeper loops all inherit STACK_DIR; lighttpd, which gets
+# only its TALLY_* settings, has TALLY_SOCKET_DIR under it).
 dev_up_leftovers() {
 	local env pid
-	grep -lzxF "STACK_DIR=$DEV_VAR_DIR" /proc/[0-9]*/environ 2>/dev/null |
+	grep -lzxF -e "STACK_DIR=$DEV_VAR_DIR" -e "TALLY_SOCKET_DIR=$DEV_VAR_DIR/run" \
+		/proc/[0-9]*/environ 2>/dev/null |
 		while read -r env; do
 			pid=${env#/proc/}
 			ps -o pid=,user=,args= -p "${pid%/environ}" || true

@@ -100,7 +100,7 @@ check_url() {
 	psql_tally "CREATE ROLE tally_dev LOGIN PASSWORD '$secret';
 		GRANT ALL ON SCHEMA public TO tally_dev;
 		GRANT ALL ON ALL TABLES IN SCHEMA public TO tally_dev" >/dev/null
-	stack_as_user sed -i "1i local all tally_dev scram-sha-256" "$hba"
+	stack_as_pg_user sed -i "1i local all tally_dev scram-sha-256" "$hba"
 	psql_tally "SELECT pg_reload_conf()" >/dev/null
 	dir=$(mktemp -d /tmp/tally-test-dev.XXXXXX)
 	chmod 0755 "$dir"
@@ -115,7 +115,7 @@ check_url() {
 	grep "^dev: database:" "$dir/dev.out" | sed "s/^/# /" >&3
 	grep -q '^dev: database: host (local socket), database tally ' "$dir/dev.out"
 	assert_no_lines "the password found in ./dev's output" "$(grep -F -- "$secret" "$dir/dev.out")"
-	stack_as_user sed -i '/tally_dev/d' "$hba"
+	stack_as_pg_user sed -i '/tally_dev/d' "$hba"
 	psql_tally "SELECT pg_reload_conf()" >/dev/null
 	rm -rf "$dir"
 }

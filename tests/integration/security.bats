@@ -130,7 +130,7 @@ secret_found_in() {
 	psql_tally "CREATE ROLE tally_pw LOGIN PASSWORD '$SECRET'"
 	psql_tally "GRANT ALL ON SCHEMA public TO tally_pw;
 		GRANT ALL ON ALL TABLES IN SCHEMA public TO tally_pw"
-	stack_as_user sed -i "1i local all tally_pw scram-sha-256" "$hba"
+	stack_as_pg_user sed -i "1i local all tally_pw scram-sha-256" "$hba"
 	psql_tally "SELECT pg_reload_conf()" >/dev/null
 	run stack_as_user env PGPASSWORD=wrong psql -X -h "$pg_socket" -U tally_pw -d tally -c 'SELECT 1'
 	assert_failure
@@ -173,7 +173,7 @@ secret_found_in() {
 	assert_no_lines "the password found in" \
 		"$(secret_found_in "$ANSWERS" "$SECOND_DIR/log" "$STACK_LOG_DIR")"
 	second_stack_stop "$SECOND_DIR"
-	stack_as_user sed -i '/tally_pw/d' "$hba"
+	stack_as_pg_user sed -i '/tally_pw/d' "$hba"
 	psql_tally "SELECT pg_reload_conf()" >/dev/null
 }
 

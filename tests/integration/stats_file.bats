@@ -73,7 +73,7 @@ replace_worker() {
 }
 
 @test "a symbolic link or a file others may write in place of the stats file is refused, with a clear error" {
-	local victim="$STACK_DIR/victim"
+	local victim="$STACK_DIR/run/victim"
 	stack_as_user sh -c "printf 'keep me' >'$victim'"
 	stack_as_user rm -f "$STACK_DIR/run/stats"
 	stack_as_user ln -s "$victim" "$STACK_DIR/run/stats"

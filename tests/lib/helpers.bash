@@ -100,7 +100,7 @@ psql_tally() {
 # matched by name: under a TALLY_RESPONDER_WRAPPER it is valgrind's.)
 responder_parent() {
 	local loop pid
-	loop=$(<"$STACK_DIR/run/$1.pid")
+	loop=$(stack_pid "$1") || return 0
 	for pid in $(pgrep -P "$loop"); do
 		[[ $(ps -o comm= -p "$pid") == sleep ]] || echo "$pid"
 	done
