@@ -3,14 +3,16 @@
  * With "Idempotency-Key: K" (1-255 printable ASCII characters) the first
  * request with K counts; a later one within the retention period does not
  * and answers the same value with "Idempotent-Replayed: true".
- * 400 for a malformed key; 503 with Retry-After when the database is
- * unavailable (the increment did not count, or its outcome is unknown if
+ * 400 for a malformed key; 409 when the counter is at its maximum
+ * (COUNTER_MAX: it counts no more, for good); 503 with Retry-After when
+ * the database is unavailable (the increment did not count, or its outcome is unknown if
  * the connection broke during the commit: retry with the same key).
  * The request is handed to the database thread, which answers it once its
  * batch committed; the accepting thread goes on to the next request. */
 #include "config.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "counter.h"
@@ -65,13 +67,18 @@ write_done(struct counter_call *c)
 {
 	struct write_call	*w;
 	struct request		*req;
+	char			 msg[80];
 
 	w = (struct write_call *)(void *)((char *)c -
 	    offsetof(struct write_call, c));
 	req = w->req;
 	log_set_request_id(req->request_id);
 	log_set_trace(req->trace_id, req->span_id);
-	if (!c->ok)
+	if (c->refused == COUNTER_AT_MAXIMUM) {
+		snprintf(msg, sizeof(msg), "the counter is at its maximum, "
+		    "%lld: it counts no more", COUNTER_MAX);
+		response_error(req, 409, msg, NULL);
+	} else if (!c->ok)
 		response_db_unavailable(req);
 	else {
 		if (c->replayed)

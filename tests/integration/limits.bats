@@ -1,0 +1,102 @@
+#!/usr/bin/env bats
+# tally - the counter's maximum: what fits is counted, the rest gets a
+# permanent 409, and the database connection stays.
+
+load ../lib/helpers
+
+MAX=9223372036854775807
+
+# set_counter VALUE: puts the counter at VALUE, as the database's owner.
+set_counter() {
+	psql_tally "UPDATE tally_counter SET value = $1 WHERE id = 1"
+}
+
+# write_backends: the server pids of tally-write's statement connections.
+write_backends() {
+	psql_tally "SELECT pid FROM pg_stat_activity
+		WHERE application_name = 'tally-write' ORDER BY pid" | tr '\n' ' '
+}
+
+# connected_lines: how many times tally-write logged a new connection.
+connected_lines() {
+	grep -c '"database: connected"' "$STACK_LOG_DIR/write.log" || true
+}
+
+# concurrent_writes N OUT [curl options...]: N POST /write at once; one
+# line per answer in OUT: "STATUS BODY".
+concurrent_writes() {
+	local n=$1 out=$2
+	shift 2
+	seq "$n" | xargs -P "$n" -I{} curl -s --max-time 30 \
+		-w ' %{http_code}\n' -d '' "$@" "$TALLY_URL/write" >"$out"
+}
+
+# counters: the "counter" values of the answers on stdin, one a line, as
+# written (jq would round numbers this large).
+counters() {
+	sed -n 's/^{"counter":\([0-9]*\)}.*/\1/p'
+}
+
+@test "50 concurrent writes two below the maximum: 2 counted with distinct values, 48 refused with 409, no reconnect" {
+	local out="$BATS_TEST_TMPDIR/answers" backends lines
+	answers_200 POST /write
+	backends=$(write_backends)
+	lines=$(connected_lines)
+	set_counter $((MAX - 2))
+	concurrent_writes 50 "$out"
+	assert_equal "$(wc -l <"$out")" 50
+	assert_equal "$(grep -c ' 200$' "$out")" 2
+	assert_equal "$(grep -c ' 409$' "$out")" 48
+	assert_equal "$(grep ' 200$' "$out" | counters | sort -u | tr '\n' ' ')" \
+		"$((MAX - 1)) $MAX "
+	assert_equal "$(grep ' 409$' "$out" | sed 's/ 409$//' | jq -r .error | sort -u)" \
+		"the counter is at its maximum, $MAX: it counts no more"
+	assert_equal "$(counter_value)" "$MAX"
+	# every batch committed: the same connections, no reconnect logged
+	assert_equal "$(write_backends)" "$backends"
+	assert_equal "$(connected_lines)" "$lines"
+	# and it stays there: a permanent answer, no Retry-After
+	http POST /write -d ''
+	assert_equal "$HTTP_STATUS" 409
+	assert_equal "$(header retry-after)" ""
+	assert_equal "$(header content-type)" "application/json"
+	assert_equal "$(counter_value)" "$MAX"
+	http GET /read
+	assert_equal "$HTTP_STATUS" 200
+	assert_equal "$(counters <<<"$HTTP_BODY")" "$MAX"
+}
+
+@test "keyed writes at the maximum: what fits is counted, new keys are refused, a key counted before still replays" {
+	local out="$BATS_TEST_TMPDIR/answers" key="limit-$RANDOM" backends
+	set_counter $((MAX - 10))
+	write_with_key "$key-old"
+	assert_equal "$HTTP_STATUS" 200
+	assert_equal "$(counters <<<"$HTTP_BODY")" "$((MAX - 9))"
+	backends=$(write_backends)
+	set_counter $((MAX - 3))
+	# 20 distinct keys and 20 unkeyed at once: 3 fit
+	seq 20 | xargs -P 20 -I{} curl -s --max-time 30 -w ' %{http_code}\n' \
+		-d '' -H "Idempotency-Key: $key-{}" "$TALLY_URL/write" >"$out.keyed" &
+	seq 20 | xargs -P 20 -I{} curl -s --max-time 30 -w ' %{http_code}\n' \
+		-d '' "$TALLY_URL/write" >"$out.unkeyed"
+	wait
+	cat "$out.keyed" "$out.unkeyed" >"$out"
+	assert_equal "$(wc -l <"$out")" 40
+	assert_equal "$(grep -c ' 200$' "$out")" 3
+	assert_equal "$(grep -c ' 409$' "$out")" 37
+	assert_equal "$(grep ' 200$' "$out" | counters | sort -u | tr '\n' ' ')" \
+		"$((MAX - 2)) $((MAX - 1)) $MAX "
+	assert_equal "$(counter_value)" "$MAX"
+	# the keys recorded are exactly those answered 200
+	assert_equal "$(psql_tally "SELECT count(*) FROM tally_idempotency_keys
+		WHERE key LIKE '$key-%' AND key <> '$key-old'")" \
+		"$(grep -c ' 200$' "$out.keyed" || true)"
+	write_with_key "$key-old"
+	assert_equal "$HTTP_STATUS" 200
+	assert_equal "$(counters <<<"$HTTP_BODY")" "$((MAX - 9))"
+	assert_equal "$(header idempotent-replayed)" "true"
+	write_with_key "$key-new"
+	assert_equal "$HTTP_STATUS" 409
+	assert_equal "$(counter_value)" "$MAX"
+	assert_equal "$(write_backends)" "$backends"
+}
