@@ -36,9 +36,9 @@ static const struct db_statement statements[STMT__COUNT] = {
 	    "AND value <= " COUNTER_MAX_DIGITS " - $1 RETURNING value", 1,
 	    SSTMT_INCREMENT },
 	[STMT_INCREMENT_KEYED] = { "tally_count_keyed",
-	    "SELECT key, value, outcome, counted "
-	    "FROM tally_count_keyed($1::bigint, $2::text[], $3::integer)",
-	    3, SSTMT_INCREMENT_KEYED },
+	    "SELECT key, value, outcome, counted FROM tally_count_keyed("
+	    "$1::bigint, $2::text[], $3::integer, $4::bigint)",
+	    4, SSTMT_INCREMENT_KEYED },
 	/* Then: adds what fits of k; answers the new value and the old. */
 	[STMT_FILL] = { "tally_increment_fill",
 	    "WITH old AS (SELECT value FROM tally_counter WHERE id = 1 "
@@ -186,8 +186,9 @@ read_keyed_row(PGresult *res, int row, struct counter_call *c)
 
 	if (strcmp(PQgetvalue(res, row, 0), c->key) != 0)
 		return -1;
-	if (strcmp(outcome, "maximum") == 0) {
-		c->refused = COUNTER_AT_MAXIMUM;
+	if (strcmp(outcome, "maximum") == 0 || strcmp(outcome, "full") == 0) {
+		c->refused = outcome[0] == 'm' ? COUNTER_AT_MAXIMUM :
+		    COUNTER_KEYS_FULL;
 		return 0;
 	}
 	if ((strcmp(outcome, "counted") != 0 &&
@@ -237,8 +238,8 @@ run_keyed(struct counter *cn, struct batch_item **items, size_t n,
 {
 	struct counter_call	**keyed = cn->keyed;
 	PGresult		 *res;
-	const char		 *params[3];
-	char			  kbuf[24], rbuf[16], *lit;
+	const char		 *params[4];
+	char			  kbuf[24], rbuf[16], mbuf[16], *lit;
 	long long		  v, fresh, counted;
 	size_t			  i, nkeyed = 0;
 
@@ -253,6 +254,8 @@ run_keyed(struct counter *cn, struct batch_item **items, size_t n,
 	params[0] = kbuf;
 	params[1] = lit;
 	params[2] = rbuf;
+	snprintf(mbuf, sizeof(mbuf), "%u", cn->cfg->idem_max_keys);
+	params[3] = mbuf;
 	if (db_exec_meanwhile(cn->db, &statements[STMT_INCREMENT_KEYED],
 	    params, &res, answer_previous, cn) != 0) {
 		free(lit);

@@ -22,7 +22,9 @@ enum counter_op {
  * answered (it is available). */
 enum counter_refusal {
 	COUNTER_NOT_REFUSED,
-	COUNTER_AT_MAXIMUM	/* the counter is at COUNTER_MAX: for good */
+	COUNTER_AT_MAXIMUM,	/* the counter is at COUNTER_MAX: for good */
+	COUNTER_KEYS_FULL	/* a new Idempotency-Key, and as many as
+				 * TALLY_IDEMPOTENCY_MAX_KEYS are held */
 };
 
 /* The counter's largest value (a bigint in PostgreSQL). */
@@ -68,7 +70,8 @@ void		 counter_responder_stop(void *ctx);
  * c->refused COUNTER_NOT_REFUSED its outcome is unknown to the caller:
  * it counted only if its batch committed. Increments that would take the
  * counter past COUNTER_MAX are refused; those of the same batch that
- * fit below it are counted. */
+ * fit below it are counted. So are those with a new key while
+ * TALLY_IDEMPOTENCY_MAX_KEYS keys are held. */
 void	counter_post(struct counter *cn, struct counter_call *c);
 
 /* Reads the counter, waiting. Returns 0, or -1 if the database is

@@ -4,8 +4,10 @@
  * request with K counts; a later one within the retention period does not
  * and answers the same value with "Idempotent-Replayed: true".
  * 400 for a malformed key; 409 when the counter is at its maximum
- * (COUNTER_MAX: it counts no more, for good); 503 with Retry-After when
- * the database is unavailable (the increment did not count, or its outcome is unknown if
+ * (COUNTER_MAX: it counts no more, for good); 503 with Retry-After for a
+ * new key while TALLY_IDEMPOTENCY_MAX_KEYS keys are held (not counted;
+ * Retry-After: the expiry thread's period), or when the database is
+ * unavailable (the increment did not count, or its outcome is unknown if
  * the connection broke during the commit: retry with the same key).
  * The request is handed to the database thread, which answers it once its
  * batch committed; the accepting thread goes on to the next request. */
@@ -31,6 +33,10 @@ struct write_call {
 _Static_assert(sizeof(struct write_call) <= RESPONDER_SCRATCH,
     "struct write_call fits the scratch space");
 
+/* Retry-After of a new key refused while the store of keys is full:
+ * room is made when the expiry thread next deletes expired keys. */
+static unsigned int	keys_full_retry_s = 1;
+
 struct write_ctx {
 	struct counter	*counter;
 	struct expiry	*expiry;	/* of old Idempotency-Keys */
@@ -53,6 +59,7 @@ write_start(const struct settings *s, const char *name)
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
+	keys_full_retry_s = idempotency_expiry_period_s(s);
 	if ((w->counter = counter_open(s, name)) == NULL ||
 	    (w->expiry = idempotency_expiry_start(s)) == NULL) {
 		write_stop(w);
@@ -61,13 +68,14 @@ write_start(const struct settings *s, const char *name)
 	return w;
 }
 
+
 /* Called by the database thread: answers and ends the request. */
 static void
 write_done(struct counter_call *c)
 {
 	struct write_call	*w;
 	struct request		*req;
-	char			 msg[80];
+	char			 msg[80];	/* or a header */
 
 	w = (struct write_call *)(void *)((char *)c -
 	    offsetof(struct write_call, c));
@@ -78,6 +86,12 @@ write_done(struct counter_call *c)
 		snprintf(msg, sizeof(msg), "the counter is at its maximum, "
 		    "%lld: it counts no more", COUNTER_MAX);
 		response_error(req, 409, msg, NULL);
+	} else if (c->refused == COUNTER_KEYS_FULL) {
+		snprintf(msg, sizeof(msg), "Retry-After: %u\r\n",
+		    keys_full_retry_s);
+		response_error(req, 503, "too many Idempotency-Keys are held: "
+		    "this one was not counted; retry later with the same key",
+		    msg);
 	} else if (!c->ok)
 		response_db_unavailable(req);
 	else {

@@ -1,8 +1,17 @@
 #!/usr/bin/env bats
-# tally - the counter's maximum: what fits is counted, the rest gets a
-# permanent 409, and the database connection stays.
+# tally - the limits of POST /write: at most TALLY_IDEMPOTENCY_MAX_KEYS
+# Idempotency-Keys are held (a new key beyond gets 503 and is not
+# counted); at the counter's maximum what fits is counted, the rest gets
+# a permanent 409, and the database connection stays.
 
 load ../lib/helpers
+
+CAP=40
+
+setup_file() {
+	export TALLY_IDEMPOTENCY_MAX_KEYS=$CAP
+	tally_stack_start
+}
 
 MAX=9223372036854775807
 
@@ -37,6 +46,66 @@ counters() {
 	sed -n 's/^{"counter":\([0-9]*\)}.*/\1/p'
 }
 
+# keyed_writes OUT: one POST /write per key read from stdin, all at once;
+# one line per answer in OUT: "BODY STATUS".
+keyed_writes() {
+	local out=$1
+	xargs -P 32 -I{} curl -s --max-time 30 \
+		-w ' %{http_code}\n' -d '' -H 'Idempotency-Key: {}' \
+		"$TALLY_URL/write" >"$out"
+}
+
+@test "at most TALLY_IDEMPOTENCY_MAX_KEYS keys are held: a new key beyond gets 503 and counts nothing, known keys replay" {
+	local out="$BATS_TEST_TMPDIR/answers" before held value
+	psql_tally "TRUNCATE tally_idempotency_keys"
+	# 30 keys: room for all
+	before=$(counter_value)
+	seq -f 'cap-a%g' 30 | keyed_writes "$out"
+	assert_equal "$(grep -c ' 200$' "$out")" 30
+	assert_equal "$(counter_value)" "$((before + 30))"
+	# 20 more at once, room for 10: exactly 10 count
+	seq -f 'cap-b%g' 20 | keyed_writes "$out"
+	assert_equal "$(grep -c ' 200$' "$out")" 10
+	assert_equal "$(grep -c ' 503$' "$out")" 10
+	assert_equal "$(counter_value)" "$((before + 40))"
+	assert_equal "$(keys_in_table)" "$CAP"
+	# full: a new key is refused, not counted, not recorded
+	write_with_key cap-c1
+	assert_equal "$HTTP_STATUS" 503
+	assert_equal "$(header content-type)" "application/json"
+	# room comes when the expiry next runs: every minute (at most) here
+	assert_equal "$(header retry-after)" 60
+	assert_equal "$(jq -r .error <<<"$HTTP_BODY")" \
+		"too many Idempotency-Keys are held: this one was not counted; retry later with the same key"
+	assert_equal "$(counter_value)" "$((before + 40))"
+	assert_equal "$(keys_in_table)" "$CAP"
+	# keys held still replay their values; writes without a key count
+	value=$(psql_tally "SELECT value FROM tally_idempotency_keys WHERE key = 'cap-a7'")
+	write_with_key cap-a7
+	assert_equal "$HTTP_STATUS" 200
+	assert_equal "$(jq -r .counter <<<"$HTTP_BODY")" "$value"
+	assert_equal "$(header idempotent-replayed)" "true"
+	http POST /write -d ''
+	assert_equal "$HTTP_STATUS" 200
+	assert_equal "$(counter_value)" "$((before + 41))"
+	# keys deleted (as the expiry does) make room again, one for one
+	psql_tally "DELETE FROM tally_idempotency_keys WHERE key IN ('cap-a1', 'cap-a2')"
+	write_with_key cap-c1
+	assert_equal "$HTTP_STATUS" 200
+	write_with_key cap-c2
+	assert_equal "$HTTP_STATUS" 200
+	write_with_key cap-c3
+	assert_equal "$HTTP_STATUS" 503
+	assert_equal "$(counter_value)" "$((before + 43))"
+	# the database's own count agrees with the keys held
+	held=$(psql_tally "SELECT c.keys_added - r.removed FROM tally_counter AS c,
+		tally_idempotency_removed AS r")
+	assert_equal "$held" "$(keys_in_table)"
+	psql_tally "TRUNCATE tally_idempotency_keys"
+	write_with_key cap-c3
+	assert_equal "$HTTP_STATUS" 200
+}
+
 @test "50 concurrent writes two below the maximum: 2 counted with distinct values, 48 refused with 409, no reconnect" {
 	local out="$BATS_TEST_TMPDIR/answers" backends lines
 	answers_200 POST /write
@@ -68,6 +137,7 @@ counters() {
 
 @test "keyed writes at the maximum: what fits is counted, new keys are refused, a key counted before still replays" {
 	local out="$BATS_TEST_TMPDIR/answers" key="limit-$RANDOM" backends
+	psql_tally "TRUNCATE tally_idempotency_keys"
 	set_counter $((MAX - 10))
 	write_with_key "$key-old"
 	assert_equal "$HTTP_STATUS" 200
