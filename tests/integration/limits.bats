@@ -31,13 +31,19 @@ connected_lines() {
 	grep -c '"database: connected"' "$STACK_LOG_DIR/write.log" || true
 }
 
-# concurrent_writes N OUT [curl options...]: N POST /write at once; one
-# line per answer in OUT: "STATUS BODY".
-concurrent_writes() {
-	local n=$1 out=$2
-	shift 2
-	seq "$n" | xargs -P "$n" -I{} curl -s --max-time 30 \
-		-w ' %{http_code}\n' -d '' "$@" "$TALLY_URL/write" >"$out"
+# writes_at_once OUT [curl options...]: one POST /write per line of
+# stdin (a name fit for a file; {} in the options is replaced by it), all
+# at once. OUT gets one line per answer, "BODY STATUS". Each body goes to
+# a file of its own first: curls writing to one file interleave.
+writes_at_once() {
+	local out=$1 dir name code
+	shift
+	dir=$(mktemp -d "$BATS_TEST_TMPDIR/answers.XXXXXX")
+	xargs -P 50 -I{} curl -s --max-time 30 -o "$dir/{}" -w '{} %{http_code}\n' \
+		-d '' "$@" "$TALLY_URL/write" >"$dir.codes"
+	while read -r name code; do
+		printf '%s %s\n' "$(tr -d '\n' <"$dir/$name" 2>/dev/null)" "$code"
+	done <"$dir.codes" >"$out"
 }
 
 # counters: the "counter" values of the answers on stdin, one a line, as
@@ -46,25 +52,17 @@ counters() {
 	sed -n 's/^{"counter":\([0-9]*\)}.*/\1/p'
 }
 
-# keyed_writes OUT: one POST /write per key read from stdin, all at once;
-# one line per answer in OUT: "BODY STATUS".
-keyed_writes() {
-	local out=$1
-	xargs -P 32 -I{} curl -s --max-time 30 \
-		-w ' %{http_code}\n' -d '' -H 'Idempotency-Key: {}' \
-		"$TALLY_URL/write" >"$out"
-}
 
 @test "at most TALLY_IDEMPOTENCY_MAX_KEYS keys are held: a new key beyond gets 503 and counts nothing, known keys replay" {
 	local out="$BATS_TEST_TMPDIR/answers" before held value
 	psql_tally "TRUNCATE tally_idempotency_keys"
 	# 30 keys: room for all
 	before=$(counter_value)
-	seq -f 'cap-a%g' 30 | keyed_writes "$out"
+	seq -f 'cap-a%g' 30 | writes_at_once "$out" -H 'Idempotency-Key: {}'
 	assert_equal "$(grep -c ' 200$' "$out")" 30
 	assert_equal "$(counter_value)" "$((before + 30))"
 	# 20 more at once, room for 10: exactly 10 count
-	seq -f 'cap-b%g' 20 | keyed_writes "$out"
+	seq -f 'cap-b%g' 20 | writes_at_once "$out" -H 'Idempotency-Key: {}'
 	assert_equal "$(grep -c ' 200$' "$out")" 10
 	assert_equal "$(grep -c ' 503$' "$out")" 10
 	assert_equal "$(counter_value)" "$((before + 40))"
@@ -112,7 +110,7 @@ keyed_writes() {
 	backends=$(write_backends)
 	lines=$(connected_lines)
 	set_counter $((MAX - 2))
-	concurrent_writes 50 "$out"
+	seq 50 | writes_at_once "$out"
 	assert_equal "$(wc -l <"$out")" 50
 	assert_equal "$(grep -c ' 200$' "$out")" 2
 	assert_equal "$(grep -c ' 409$' "$out")" 48
@@ -145,10 +143,8 @@ keyed_writes() {
 	backends=$(write_backends)
 	set_counter $((MAX - 3))
 	# 20 distinct keys and 20 unkeyed at once: 3 fit
-	seq 20 | xargs -P 20 -I{} curl -s --max-time 30 -w ' %{http_code}\n' \
-		-d '' -H "Idempotency-Key: $key-{}" "$TALLY_URL/write" >"$out.keyed" &
-	seq 20 | xargs -P 20 -I{} curl -s --max-time 30 -w ' %{http_code}\n' \
-		-d '' "$TALLY_URL/write" >"$out.unkeyed"
+	seq 20 | writes_at_once "$out.keyed" -H "Idempotency-Key: $key-{}" &
+	seq 20 | writes_at_once "$out.unkeyed"
 	wait
 	cat "$out.keyed" "$out.unkeyed" >"$out"
 	assert_equal "$(wc -l <"$out")" 40
