@@ -1,6 +1,7 @@
 /* tally - counter: the counter in PostgreSQL, with combined round trips. */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,17 +13,39 @@
 #include "stats.h"
 #include "turn.h"
 
-/* Indexed by the statement's name in the metrics (stats.h). */
-static const struct db_statement statements[] = {
-	[SSTMT_READ] = { "tally_read",
+/* COUNTER_MAX in the statements' text. */
+#define COUNTER_MAX_DIGITS	"9223372036854775807"
+
+_Static_assert(COUNTER_MAX == INT64_MAX, "COUNTER_MAX is a bigint's largest");
+
+/* The connection's statements; each names its metric (stats.h). */
+enum {
+	STMT_READ,
+	STMT_INCREMENT,
+	STMT_INCREMENT_KEYED,
+	STMT_FILL,
+	STMT__COUNT
+};
+
+static const struct db_statement statements[STMT__COUNT] = {
+	[STMT_READ] = { "tally_read",
 	    "SELECT value FROM tally_counter WHERE id = 1", 0, SSTMT_READ },
-	[SSTMT_INCREMENT] = { "tally_increment",
+	/* No row when the k increments do not fit below the maximum. */
+	[STMT_INCREMENT] = { "tally_increment",
 	    "UPDATE tally_counter SET value = value + $1 WHERE id = 1 "
-	    "RETURNING value", 1, SSTMT_INCREMENT },
-	[SSTMT_INCREMENT_KEYED] = { "tally_increment_keyed",
-	    "SELECT key, value, replayed "
-	    "FROM tally_increment_keyed($1::bigint, $2::text[], $3::integer)",
-	    3, SSTMT_INCREMENT_KEYED },
+	    "AND value <= " COUNTER_MAX_DIGITS " - $1 RETURNING value", 1,
+	    SSTMT_INCREMENT },
+	[STMT_INCREMENT_KEYED] = { "tally_count_keyed",
+	    "SELECT key, value, outcome, counted FROM tally_count_keyed("
+	    "$1::bigint, $2::text[], $3::integer, $4::bigint)",
+	    4, SSTMT_INCREMENT_KEYED },
+	/* Then: adds what fits of k; answers the new value and the old. */
+	[STMT_FILL] = { "tally_increment_fill",
+	    "WITH old AS (SELECT value FROM tally_counter WHERE id = 1 "
+	    "FOR UPDATE) UPDATE tally_counter AS t SET value = t.value + "
+	    "least($1::bigint, " COUNTER_MAX_DIGITS " - t.value) FROM old "
+	    "WHERE t.id = 1 RETURNING t.value, old.value", 1,
+	    SSTMT_INCREMENT },
 };
 
 /* One per process: its connection, and the batch its thread runs. */
@@ -87,22 +110,31 @@ is_read(const struct counter_call *c)
 	return c->op == COUNTER_READ;
 }
 
-/* Hands out the values of a committed batch: unkeyed increments get
- * first .. first+k-1, reads get v. Keyed calls are already set. */
+/* Hands out the values of a committed batch: the first `counted`
+ * unkeyed increments get before+1 .. before+counted (no sum here goes
+ * past COUNTER_MAX: the counter may be at it), the others are refused
+ * (the counter is at its maximum); reads get v. Keyed calls are already
+ * set. */
 static void
-assign_values(struct batch_item **items, size_t n, long long first,
-    long long v)
+assign_values(struct batch_item **items, size_t n, long long before,
+    long long counted, long long v)
 {
 	struct counter_call	*c;
 	size_t			 i;
 
 	for (i = 0; i < n; i++) {
 		c = call_of(items[i]);
-		c->ok = 1;
-		if (is_read(c))
+		if (is_read(c)) {
+			c->ok = 1;
 			c->value = v;
-		else if (c->key == NULL)
-			c->value = first++;
+		} else if (c->key != NULL)
+			continue;
+		else if (counted > 0) {
+			c->ok = 1;
+			c->value = ++before;
+			counted--;
+		} else
+			c->refused = COUNTER_AT_MAXIMUM;
 	}
 }
 
@@ -145,48 +177,70 @@ keys_literal(struct counter_call **calls, size_t n)
 	return s;
 }
 
+/* One key's row of tally_count_keyed into c. Returns 1 if the key was
+ * counted now, 0 if not, -1 if the row is odd. */
+static int
+read_keyed_row(PGresult *res, int row, struct counter_call *c)
+{
+	const char	*outcome = PQgetvalue(res, row, 2);
+
+	if (strcmp(PQgetvalue(res, row, 0), c->key) != 0)
+		return -1;
+	if (strcmp(outcome, "maximum") == 0 || strcmp(outcome, "full") == 0) {
+		c->refused = outcome[0] == 'm' ? COUNTER_AT_MAXIMUM :
+		    COUNTER_KEYS_FULL;
+		return 0;
+	}
+	if ((strcmp(outcome, "counted") != 0 &&
+	    strcmp(outcome, "replayed") != 0) ||
+	    parse_value(PQgetvalue(res, row, 1), &c->value) != 0)
+		return -1;
+	c->replayed = outcome[0] == 'r';
+	c->ok = 1;
+	return !c->replayed;
+}
+
 /*
- * Reads tally_increment_keyed's rows into the keyed calls (sorted by key,
- * so rows and calls go in the same order). The first call of a key takes
- * the row's replay flag; a second call with the same key in the batch is
- * a replay of the first. Returns the number of keys counted now, or -1.
+ * Reads tally_count_keyed's rows into the keyed calls (sorted by key, so
+ * rows and calls go in the same order). The first call of a key takes
+ * the row's outcome; a second call with the same key in the batch is a
+ * replay of the first (or refused like it). Returns the number of keys
+ * counted now, or -1.
  */
 static long long
 read_keyed_rows(PGresult *res, struct counter_call **calls, size_t n)
 {
 	long long	 fresh = 0;
 	size_t		 i;
-	int		 row = 0;
+	int		 row = 0, counted;
 
 	for (i = 0; i < n; i++) {
 		if (i > 0 && strcmp(calls[i]->key, calls[i - 1]->key) == 0) {
 			calls[i]->value = calls[i - 1]->value;
-			calls[i]->replayed = 1;
-			calls[i]->ok = 1;
+			calls[i]->replayed = calls[i - 1]->ok;
+			calls[i]->ok = calls[i - 1]->ok;
+			calls[i]->refused = calls[i - 1]->refused;
 			continue;
 		}
 		row++;
 		if (row >= PQntuples(res) ||
-		    strcmp(PQgetvalue(res, row, 0), calls[i]->key) != 0 ||
-		    parse_value(PQgetvalue(res, row, 1), &calls[i]->value) != 0)
+		    (counted = read_keyed_row(res, row, calls[i])) < 0)
 			return -1;
-		calls[i]->replayed = PQgetvalue(res, row, 2)[0] == 't';
-		calls[i]->ok = 1;
-		fresh += !calls[i]->replayed;
+		fresh += counted;
 	}
 	return row + 1 == PQntuples(res) ? fresh : -1;
 }
 
-/* A batch with keyed increments: one call of tally_increment_keyed. */
+/* A batch with keyed increments: one call of tally_count_keyed. */
 static int
 run_keyed(struct counter *cn, struct batch_item **items, size_t n,
     long long unkeyed)
 {
 	struct counter_call	**keyed = cn->keyed;
 	PGresult		 *res;
-	const char		 *params[3];
-	char			  kbuf[24], rbuf[16], *lit;
-	long long		  v, fresh;
+	const char		 *params[4];
+	char			  kbuf[24], rbuf[16], mbuf[16], *lit;
+	long long		  v, fresh, counted;
 	size_t			  i, nkeyed = 0;
 
 	for (i = 0; i < n; i++)
@@ -200,26 +254,59 @@ run_keyed(struct counter *cn, struct batch_item **items, size_t n,
 	params[0] = kbuf;
 	params[1] = lit;
 	params[2] = rbuf;
-	if (db_exec_meanwhile(cn->db, &statements[SSTMT_INCREMENT_KEYED],
+	snprintf(mbuf, sizeof(mbuf), "%u", cn->cfg->idem_max_keys);
+	params[3] = mbuf;
+	if (db_exec_meanwhile(cn->db, &statements[STMT_INCREMENT_KEYED],
 	    params, &res, answer_previous, cn) != 0) {
 		free(lit);
 		return -1;
 	}
 	free(lit);
-	if (PQntuples(res) < 1 || parse_value(PQgetvalue(res, 0, 1), &v) != 0 ||
+	if (PQntuples(res) < 1 || PQnfields(res) != 4 ||
+	    parse_value(PQgetvalue(res, 0, 1), &v) != 0 ||
+	    parse_value(PQgetvalue(res, 0, 3), &counted) != 0 ||
+	    counted < 0 || counted > unkeyed ||
 	    (fresh = read_keyed_rows(res, keyed, nkeyed)) < 0) {
-		log_error("database: tally_increment_keyed answered oddly; "
+		log_error("database: tally_count_keyed answered oddly; "
 		    "run tally-migrate", NULL);
 		PQclear(res);
 		return -1;
 	}
 	PQclear(res);
 	stats_counter_seen(v);
-	assign_values(items, n, v - fresh - unkeyed + 1, v);
+	assign_values(items, n, v - fresh - counted, counted, v);
 	return 0;
 }
 
-/* A batch without keys: one UPDATE adding k, or one SELECT if k is 0. */
+/* When the k increments do not fit below the maximum: adds what fits.
+ * Returns 0 with the new value in *v and how many counted in *counted,
+ * or -1. */
+static int
+run_fill(struct counter *cn, const char *const *params, long long k,
+    long long *v, long long *counted)
+{
+	PGresult	*res;
+	long long	 old;
+	int		 rc = -1;
+
+	if (db_exec(cn->db, &statements[STMT_FILL], params, &res) != 0)
+		return -1;
+	if (PQntuples(res) == 1 && PQnfields(res) == 2 &&
+	    parse_value(PQgetvalue(res, 0, 0), v) == 0 &&
+	    parse_value(PQgetvalue(res, 0, 1), &old) == 0 &&
+	    *v >= old && *v - old <= k) {
+		*counted = *v - old;
+		rc = 0;
+	} else
+		log_error("database: the counter row is missing or odd; "
+		    "run tally-migrate", NULL);
+	PQclear(res);
+	return rc;
+}
+
+/* A batch without keys: one UPDATE adding k, or one SELECT if k is 0.
+ * Near the maximum, the UPDATE finds no row to change, and a second one
+ * adds what fits. */
 static int
 run_plain(struct counter *cn, struct batch_item **items, size_t n,
     long long k)
@@ -227,17 +314,22 @@ run_plain(struct counter *cn, struct batch_item **items, size_t n,
 	PGresult	*res;
 	const char	*params[1];
 	char		 kbuf[24];
-	long long	 v;
+	long long	 v, counted = k;
 
 	snprintf(kbuf, sizeof(kbuf), "%lld", k);
 	params[0] = kbuf;
 	if (db_exec_meanwhile(cn->db,
-	    &statements[k > 0 ? SSTMT_INCREMENT : SSTMT_READ],
-	    k > 0 ? params : NULL, &res, answer_previous, cn) != 0 ||
-	    single_value(res, &v) != 0)
+	    &statements[k > 0 ? STMT_INCREMENT : STMT_READ],
+	    k > 0 ? params : NULL, &res, answer_previous, cn) != 0)
+		return -1;
+	if (k > 0 && PQntuples(res) == 0) {
+		PQclear(res);
+		if (run_fill(cn, params, k, &v, &counted) != 0)
+			return -1;
+	} else if (single_value(res, &v) != 0)
 		return -1;
 	stats_counter_seen(v);
-	assign_values(items, n, v - k + 1, v);
+	assign_values(items, n, v - counted, counted, v);
 	return 0;
 }
 
@@ -272,6 +364,7 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 	for (i = 0; i < n; i++) {
 		c = call_of(items[i]);
 		c->ok = 0;
+		c->refused = COUNTER_NOT_REFUSED;
 		c->replayed = 0;
 		if (!is_read(c)) {
 			if (c->key != NULL)
@@ -282,8 +375,10 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 	}
 	if ((nkeyed > 0 ? run_keyed(cn, items, n, unkeyed) :
 	    run_plain(cn, items, n, unkeyed)) != 0)
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			call_of(items[i])->ok = 0;
+			call_of(items[i])->refused = COUNTER_NOT_REFUSED;
+		}
 	if (turn)
 		turn_give();
 	log_set_request_id(NULL);
@@ -349,6 +444,7 @@ void
 counter_post(struct counter *cn, struct counter_call *c)
 {
 	c->ok = 0;
+	c->refused = COUNTER_NOT_REFUSED;
 	c->replayed = 0;
 	c->item.arg = c;
 	c->item.done = call_done;

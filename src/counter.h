@@ -18,8 +18,20 @@ enum counter_op {
 	COUNTER_INCREMENT
 };
 
+/* Why an increment was refused: it was not counted, and the database
+ * answered (it is available). */
+enum counter_refusal {
+	COUNTER_NOT_REFUSED,
+	COUNTER_AT_MAXIMUM,	/* the counter is at COUNTER_MAX: for good */
+	COUNTER_KEYS_FULL	/* a new Idempotency-Key, and as many as
+				 * TALLY_IDEMPOTENCY_MAX_KEYS are held */
+};
+
+/* The counter's largest value (a bigint in PostgreSQL). */
+#define COUNTER_MAX	9223372036854775807LL
+
 /* One call: the caller sets op, key, request_id and done; the database
- * thread sets ok, replayed and value, then calls done. */
+ * thread sets ok, refused, replayed and value, then calls done. */
 struct counter_call {
 	enum counter_op	 op;
 	const char	*key;		/* Idempotency-Key (checked), or NULL */
@@ -27,7 +39,9 @@ struct counter_call {
 	const char	*trace_id;	/* likewise, or NULL */
 	const char	*span_id;
 	void		(*done)(struct counter_call *c);
-	int		 ok;		/* 0: the database is unavailable */
+	int		 ok;		/* 0: refused, or the database is
+					 * unavailable */
+	enum counter_refusal refused;	/* with ok 0: why, if refused */
 	int		 replayed;	/* a key seen before: nothing added */
 	long long	 value;
 	struct batch_item item;		/* counter.c's */
@@ -52,8 +66,12 @@ void		 counter_responder_stop(void *ctx);
 
 /* Queues c and returns at once; c->done(c) is called from the database
  * thread when its statement is over (c must live until then). When
- * c->ok is 0 an increment's outcome is unknown to the caller: it counted
- * only if its batch committed. */
+ * c->ok is 0 and c->refused is set, the increment was not counted; with
+ * c->refused COUNTER_NOT_REFUSED its outcome is unknown to the caller:
+ * it counted only if its batch committed. Increments that would take the
+ * counter past COUNTER_MAX are refused; those of the same batch that
+ * fit below it are counted. So are those with a new key while
+ * TALLY_IDEMPOTENCY_MAX_KEYS keys are held. */
 void	counter_post(struct counter *cn, struct counter_call *c);
 
 /* Reads the counter, waiting. Returns 0, or -1 if the database is

@@ -112,6 +112,16 @@ expire_loop(void *arg)
 	return NULL;
 }
 
+unsigned int
+idempotency_expiry_period_s(const struct settings *s)
+{
+	unsigned int	period_s = s->idem_retention_s / 4;
+
+	if (period_s < 1)
+		period_s = 1;
+	return period_s > 60 ? 60 : period_s;
+}
+
 struct expiry *
 idempotency_expiry_start(const struct settings *s)
 {
@@ -126,12 +136,7 @@ idempotency_expiry_start(const struct settings *s)
 		return NULL;
 	}
 	ex->cfg = s;
-	/* Look a few times per retention period, at least every minute. */
-	ex->period_s = s->idem_retention_s / 4;
-	if (ex->period_s < 1)
-		ex->period_s = 1;
-	if (ex->period_s > 60)
-		ex->period_s = 60;
+	ex->period_s = idempotency_expiry_period_s(s);
 	pthread_mutex_init(&ex->mu, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -14,6 +14,10 @@ int	idempotency_key_check(const char *key);
 
 struct expiry;
 
+/* Seconds between two rounds of the expiry thread: a few per retention
+ * period, at least one a minute. */
+unsigned int	 idempotency_expiry_period_s(const struct settings *s);
+
 /* Starts the thread that deletes expired keys on its own connection. s
  * must outlive it. Returns it, or NULL after logging why. */
 struct expiry	*idempotency_expiry_start(const struct settings *s);

@@ -119,6 +119,24 @@ traceparent_parse(const char *s, char trace_id[TRACE_ID_LEN + 1],
 }
 
 const char *
+params_repeated_header(char *const *envp)
+{
+	size_t	i, j, len;
+
+	if (envp == NULL)
+		return NULL;
+	for (i = 0; envp[i] != NULL; i++) {
+		if (strncmp(envp[i], "HTTP_", 5) != 0)
+			continue;
+		len = strcspn(envp[i], "=") + 1;	/* with the '=' */
+		for (j = i + 1; envp[j] != NULL; j++)
+			if (strncmp(envp[j], envp[i], len) == 0)
+				return envp[i];
+	}
+	return NULL;
+}
+
+const char *
 request_param(const struct request *req, const char *name)
 {
 	return FCGX_GetParam(name, req->fcgx->envp);

@@ -60,6 +60,17 @@ int		 traceparent_parse(const char *s,
 		    char trace_id[TRACE_ID_LEN + 1],
 		    char span_id[SPAN_ID_LEN + 1]);
 
+/*
+ * The first request header that lighttpd passed twice under one CGI name
+ * ("HTTP_X_FORWARDED_FOR=..."), or NULL. lighttpd joins the lines of one
+ * header name (in any case) into one parameter, but maps every byte of a
+ * name other than a letter or digit to '_': "X_Forwarded_For" and
+ * "X.Forwarded.For" arrive as HTTP_X_FORWARDED_FOR too, each its own
+ * parameter, and request_param would answer whichever came first. envp
+ * is the FastCGI parameters, "NAME=value", NULL-terminated (or NULL).
+ */
+const char	*params_repeated_header(char *const *envp);
+
 /* A request header by its CGI name ("HTTP_IDEMPOTENCY_KEY"), or NULL. */
 const char	*request_param(const struct request *req, const char *name);
 

@@ -245,6 +245,10 @@ serve(struct job *j, const struct serving *sv)
 		response_error(req, 404, "not found", NULL);
 	else if ((sv->r->methods & METHOD_BIT(req->method)) == 0)
 		response_method_not_allowed(req, sv->r->methods);
+	else if (params_repeated_header(req->fcgx->envp) != NULL)
+		response_error(req, 400, "two header names stand for one "
+		    "header here (such as X-Forwarded-For and X_Forwarded_For): "
+		    "send it once, spelled with '-'", NULL);
 	else
 		sv->r->handle(req, sv->ctx);
 	log_set_request_id(NULL);

@@ -19,6 +19,7 @@ struct settings {
 	unsigned int	 io_timeout_s;		/* TALLY_IO_TIMEOUT */
 	unsigned int	 batch_max;		/* TALLY_BATCH_MAX */
 	unsigned int	 idem_retention_s;	/* TALLY_IDEMPOTENCY_RETENTION */
+	unsigned int	 idem_max_keys;		/* TALLY_IDEMPOTENCY_MAX_KEYS */
 	const char	*run_dir;		/* TALLY_RUN_DIR */
 };
 

@@ -3,7 +3,10 @@
  * With "Idempotency-Key: K" (1-255 printable ASCII characters) the first
  * request with K counts; a later one within the retention period does not
  * and answers the same value with "Idempotent-Replayed: true".
- * 400 for a malformed key; 503 with Retry-After when the database is
+ * 400 for a malformed key; 409 when the counter is at its maximum
+ * (COUNTER_MAX: it counts no more, for good); 503 with Retry-After for a
+ * new key while TALLY_IDEMPOTENCY_MAX_KEYS keys are held (not counted;
+ * Retry-After: the expiry thread's period), or when the database is
  * unavailable (the increment did not count, or its outcome is unknown if
  * the connection broke during the commit: retry with the same key).
  * The request is handed to the database thread, which answers it once its
@@ -11,6 +14,7 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "counter.h"
@@ -28,6 +32,10 @@ struct write_call {
 
 _Static_assert(sizeof(struct write_call) <= RESPONDER_SCRATCH,
     "struct write_call fits the scratch space");
+
+/* Retry-After of a new key refused while the store of keys is full:
+ * room is made when the expiry thread next deletes expired keys. */
+static unsigned int	keys_full_retry_s = 1;
 
 struct write_ctx {
 	struct counter	*counter;
@@ -51,6 +59,7 @@ write_start(const struct settings *s, const char *name)
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
+	keys_full_retry_s = idempotency_expiry_period_s(s);
 	if ((w->counter = counter_open(s, name)) == NULL ||
 	    (w->expiry = idempotency_expiry_start(s)) == NULL) {
 		write_stop(w);
@@ -59,19 +68,31 @@ write_start(const struct settings *s, const char *name)
 	return w;
 }
 
+
 /* Called by the database thread: answers and ends the request. */
 static void
 write_done(struct counter_call *c)
 {
 	struct write_call	*w;
 	struct request		*req;
+	char			 msg[80];	/* or a header */
 
 	w = (struct write_call *)(void *)((char *)c -
 	    offsetof(struct write_call, c));
 	req = w->req;
 	log_set_request_id(req->request_id);
 	log_set_trace(req->trace_id, req->span_id);
-	if (!c->ok)
+	if (c->refused == COUNTER_AT_MAXIMUM) {
+		snprintf(msg, sizeof(msg), "the counter is at its maximum, "
+		    "%lld: it counts no more", COUNTER_MAX);
+		response_error(req, 409, msg, NULL);
+	} else if (c->refused == COUNTER_KEYS_FULL) {
+		snprintf(msg, sizeof(msg), "Retry-After: %u\r\n",
+		    keys_full_retry_s);
+		response_error(req, 503, "too many Idempotency-Keys are held: "
+		    "this one was not counted; retry later with the same key",
+		    msg);
+	} else if (!c->ok)
 		response_db_unavailable(req);
 	else {
 		if (c->replayed)

@@ -38,8 +38,9 @@
 	/* --- talking to the API ------------------------------------------ */
 
 	/* Why a request failed: "network" (no answer at all), "database"
-	 * (503), "busy" (409: the same key is still being counted) or "http"
-	 * (any other unexpected answer). */
+	 * (503), "maximum" (409: the counter is at its maximum, for good),
+	 * "busy" (another 409: the same key is still being counted) or
+	 * "http" (any other unexpected answer). */
 	class ApiError extends Error {
 		constructor(kind, status, retryAfterMs) {
 			super(kind + (status ? ' ' + status : ''));
@@ -59,7 +60,12 @@
 	 * answers 503 by itself when a responder is not running. */
 	async function errorFor(response) {
 		let kind = response.status === 409 ? 'busy' : 'http';
-		if (response.status === 503) {
+		if (response.status === 409) {
+			const body = await response.json().catch(() => ({}));
+			if (body && typeof body.error === 'string' &&
+			    body.error.startsWith('the counter is at its maximum'))
+				kind = 'maximum';
+		} else if (response.status === 503) {
 			const body = await response.json().catch(() => ({}));
 			if (body && body.error === 'database unavailable')
 				kind = 'database';
@@ -324,7 +330,7 @@
 		try {
 			return await api('POST', '/write', headers);
 		} catch (e) {
-			if (e.kind === 'http')
+			if (e.kind === 'http' || e.kind === 'maximum')
 				throw e;
 			await sleep(Math.max(WRITE_RETRY_DELAY_MS, e.retryAfterMs));
 			return api('POST', '/write', headers);
@@ -335,6 +341,7 @@
 		network: 'Cannot reach the server, so that click may not have counted. Please try again in a moment.',
 		database: 'The database is unavailable, so that click was not counted. Please try again in a moment.',
 		busy: 'That click is still being counted; the counter will catch up shortly.',
+		maximum: 'The counter is at its largest possible value, so that click was not counted.',
 		http: 'Something went wrong, so that click was not counted. Please try again.',
 	};
 

@@ -1,6 +1,7 @@
 /* tally - fuzzes request_init, the up-front checks of a FastCGI request's
- * parameters (method, route, X-Request-Id, traceparent), and what follows
- * for /time: the client address and its JSON body. Input: one "NAME=value"
+ * parameters (method, route, X-Request-Id, traceparent, a header passed
+ * twice under one name), and what follows for /time: the client address
+ * and its JSON body. Input: one "NAME=value"
  * parameter per line, as libfcgi hands them over in envp. */
 #include "fuzz.h"
 
@@ -79,6 +80,32 @@ check_request(const struct request *req, char **envp)
 	check_trace(req, FCGX_GetParam("HTTP_TRACEPARENT", envp));
 }
 
+/* Two parameters of one name: the same bytes up to the first '=', and
+ * both with one or both without. */
+static int
+same_name(const char *a, const char *b)
+{
+	size_t	la = strcspn(a, "="), lb = strcspn(b, "=");
+
+	return la == lb && memcmp(a, b, la) == 0 && a[la] == b[lb];
+}
+
+/* params_repeated_header answers the first HTTP_ parameter whose name a
+ * later one has, or NULL if there is none. */
+static void
+check_repeated(char **envp, size_t n)
+{
+	size_t	i, j, first = n;
+
+	for (i = 0; i < n && first == n; i++)
+		if (strncmp(envp[i], "HTTP_", 5) == 0)
+			for (j = i + 1; j < n && first == n; j++)
+				if (same_name(envp[i], envp[j]))
+					first = i;
+	assert(params_repeated_header(envp) ==
+	    (first < n ? envp[first] : NULL));
+}
+
 /* Builds /time's body as time.c does and checks it reads back as JSON
  * with the same strings. */
 static void
@@ -135,6 +162,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fcgx.envp = envp;
 	request_init(&req, &fcgx);
 	check_request(&req, envp);
+	check_repeated(envp, n);
 	check_time_body(&req);
 	free(in);
 	return 0;

@@ -30,6 +30,8 @@ static const struct variable variables[] = {
 	{ "TALLY_BATCH_MAX", (long)offsetof(struct settings, batch_max), 0 },
 	{ "TALLY_IDEMPOTENCY_RETENTION",
 	    (long)offsetof(struct settings, idem_retention_s), 0 },
+	{ "TALLY_IDEMPOTENCY_MAX_KEYS",
+	    (long)offsetof(struct settings, idem_max_keys), 0 },
 	{ "TALLY_TRUSTED_PROXIES", -1, 0 },
 	{ "TALLY_RUN_DIR", -1, 0 },
 };

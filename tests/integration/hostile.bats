@@ -243,3 +243,21 @@ fcgi_raw() {
 	echo "$output" >&3
 	assert_equal "$(grep -c 'status=200' <<<"$output")" 4
 }
+
+@test "HTTP/2 is off: a write whose body runs past its content-length counts nothing; an h2c upgrade is answered in HTTP/1.1" {
+	local before code
+	before=$(counter_value)
+	# lighttpd 1.4.69 with HTTP/2 handed this to tally-write at once
+	# (counted) and then reset the stream
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --http2-prior-knowledge \
+		-H 'Content-Length: 0' -d abcdef "$TALLY_URL/write") || true
+	assert_equal "$code" 000
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --http2-prior-knowledge \
+		-d '' "$TALLY_URL/write") || true
+	assert_equal "$code" 000
+	assert_equal "$(counter_value)" "$before"
+	code=$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --max-time 10 --http2 \
+		-d '' "$TALLY_URL/write")
+	assert_equal "$code" "200 1.1"
+	assert_equal "$(counter_value)" "$((before + 1))"
+}

@@ -151,7 +151,7 @@ key_table_seq_scans() {
 	# one connection, as a responder's: PostgreSQL plans a function's
 	# statements generically from its sixth call on
 	calls=$(for i in $(seq 1 30); do
-		echo "SELECT count(*) FROM tally_increment_keyed(0, ARRAY['a$i', 'b$i'], 60);"
+		echo "SELECT count(*) FROM tally_count_keyed(0, ARRAY['a$i', 'b$i'], 60, 1000);"
 	done)
 	run stack_as_user psql -X -q -tA -v ON_ERROR_STOP=1 -d "$url" -f - \
 		<<<"$calls"$'\nSELECT pg_stat_force_next_flush();'

@@ -31,6 +31,8 @@ static const struct bound bounds[] = {
 	    256, 1, 4096 },
 	{ "TALLY_IDEMPOTENCY_RETENTION",
 	    offsetof(struct settings, idem_retention_s), 86400, 1, 31536000 },
+	{ "TALLY_IDEMPOTENCY_MAX_KEYS",
+	    offsetof(struct settings, idem_max_keys), 10000000, 1, 2000000000 },
 };
 #define NBOUNDS	(sizeof(bounds) / sizeof(bounds[0]))
 

@@ -120,6 +120,7 @@ TALLY_RETRY_AFTER: {{ $v.config.retryAfter | quote }}
 TALLY_IO_TIMEOUT: {{ $v.config.ioTimeout | quote }}
 TALLY_BATCH_MAX: {{ $v.config.batchMax | quote }}
 TALLY_IDEMPOTENCY_RETENTION: {{ $v.config.idempotencyRetention | quote }}
+TALLY_IDEMPOTENCY_MAX_KEYS: {{ $v.config.idempotencyMaxKeys | quote }}
 TALLY_RUN_DIR: "/run/tally"
 TALLY_SOCKET_DIR: "/run/tally"
 TALLY_LISTEN: "0.0.0.0"
