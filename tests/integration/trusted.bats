@@ -43,21 +43,33 @@ user_ip_for() {
 
 @test "look-alike header names cannot stand in for the real ones: 400, nothing counted" {
 	local before name
-	# lighttpd maps every one of these to HTTP_X_FORWARDED_FOR
-	for name in X_Forwarded_For X.Forwarded.For X-Forwarded_For; do
+	# lighttpd maps every one of these to HTTP_X_FORWARDED_FOR: any
+	# character of a name other than a letter or a digit becomes '_'
+	for name in X_Forwarded_For X.Forwarded.For X-Forwarded_For 'X~Forwarded~For' "X'Forwarded*For"; do
 		http GET /time -H "$name: 6.6.6.6" -H 'X-Forwarded-For: 203.0.113.9'
 		assert_equal "$HTTP_STATUS" 400
 		assert_equal "$(header content-type)" "application/json"
-		assert_equal "$(jq -r '.error | startswith("two header names stand for one header")' <<<"$HTTP_BODY")" true
+		assert_equal "$(jq -r --arg n "$name" '.error | contains("the header name " + $n + " ")' <<<"$HTTP_BODY")" true
 		assert_equal "$(jq -r '.user_ip // "none"' <<<"$HTTP_BODY")" none
 		http GET /time -H 'X-Forwarded-For: 203.0.113.9' -H "$name: 6.6.6.6"
 		assert_equal "$HTTP_STATUS" 400
+		# alone, too: it never stands in for the real header
+		http GET /time -H "$name: 6.6.6.6"
+		assert_equal "$HTTP_STATUS" 400
+		assert_equal "$(jq -r '.user_ip // "none"' <<<"$HTTP_BODY")" none
 	done
 	before=$(counter_value)
 	http POST /write -d '' -H 'Idempotency_Key: lookalike-a' -H "Idempotency-Key: lookalike-b-$RANDOM"
 	assert_equal "$HTTP_STATUS" 400
+	http POST /write -d '' -H 'Idempotency.Key: lookalike-c'
+	assert_equal "$HTTP_STATUS" 400
 	assert_equal "$(counter_value)" "$before"
 	assert_equal "$(psql_tally "SELECT count(*) FROM tally_idempotency_keys WHERE key LIKE 'lookalike-%'")" 0
+}
+
+@test "the page's static files do not refuse such names: only the API does" {
+	http GET /index.html -H 'X_Custom_Thing: 1'
+	assert_equal "$HTTP_STATUS" 200
 }
 
 @test "the real header sent twice is one header: lighttpd joins the lines" {
