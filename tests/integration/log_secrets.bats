@@ -119,15 +119,17 @@ no_piece_in() {
 }
 
 @test "tally-migrate: hostile passwords, raw or escaped in DATABASE_URL or in PGPASSWORD, leave no piece in its output" {
-	local pw enc url out=$BATS_TEST_TMPDIR/migrate.err n=0
+	local pw enc esc url out=$BATS_TEST_TMPDIR/migrate.err n=0
 	local pws=('Qz"7~!~:~/Kx' "hunter@2secret" "pa/ss3cret" "Wq'7 \"Kp\\ 9w"
 		"Vq%41Zr%zz9" "Wx:Yk@Jm/Hn?Tp=Ub#Rc" "Ünï©ødé€Pw" "Jk Lm/No@Pq:Rs%2FTu")
 	for pw in "${pws[@]}"; do
 		enc=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$pw")
+		esc=${pw//\\/\\\\}
+		esc=${esc//\'/\\\'}
 		for url in "postgresql://tally:$pw@localhost:1/tally" \
 			"postgresql://tally:$enc@localhost:1/tally" \
 			"postgresql://localhost:1/tally?user=tally&password=$enc" \
-			"host=localhost port=1 user=tally password='$(sed "s/[\\\\']/\\\\&/g" <<<"$pw")'"; do
+			"host=localhost port=1 user=tally password='$esc'"; do
 			DATABASE_URL=$url stack_as_user "$TALLY_BIN_DIR/tally-migrate" \
 				--dir "$TALLY_SQL_DIR" 2>"$out" && false
 			grep -q '"msg":"cannot connect to the database"' "$out"

@@ -20,7 +20,7 @@ static const char *const passwords[] = {
 	"Qz'7 \"Kp\\ 9w",
 	"Vq%41Zr%zz9",
 	"Wx:Yk@Jm/Hn?Tp=Ub#Rc",
-	"\xc3\x9cn\xc3\xaf\xc2\xa9\xc3\xb8d\xc3\xa9\xe2\x82\xacPw",
+	"\xc3\x9c" "n\xc3\xaf\xc2\xa9\xc3\xb8" "d\xc3\xa9\xe2\x82\xac" "Pw",
 	"Gh\\'Lm\\\\Nq",
 	"Dd@Ee@Ff:Gg",
 	"Jk Lm/No@Pq:Rs%2FTu",
