@@ -168,6 +168,19 @@ stack_pg_password() {
 	sed -n '1s/^[^:]*:[^:]*:[^:]*:[^:]*://p' "$file"
 }
 
+# Makes the password files' directory, 0711, of whoever runs the stack;
+# one that is a link or someone else's is refused, not used.
+stack_pg_auth_dir() {
+	local dir
+	dir=$(stack_pg_auth)
+	[[ -L $dir ]] || mkdir -p "$dir"
+	if [[ -L $dir || ! -d $dir || $(stat -c %u "$dir") != "$(id -u)" ]]; then
+		say "$dir is not a directory of $(id -un): not keeping passwords there"
+		return 1
+	fi
+	chmod 0711 "$dir"
+}
+
 # Creates the cluster on first use (kept between runs). One made by an
 # older tally (trust authentication, no password files) is made anew.
 stack_pg_init() {
@@ -175,8 +188,7 @@ stack_pg_init() {
 	data=$(stack_pg_data)
 	stack_mkdir 0700 "$STACK_DIR/pg"
 	stack_mkdir 0700 "$(stack_pg_socket)"
-	mkdir -p "$(stack_pg_auth)"
-	chmod 0711 "$(stack_pg_auth)"
+	stack_pg_auth_dir || return 1
 	if [[ -f $data/PG_VERSION && ! -s $(stack_pg_passfile postgres) ]]; then
 		say "$data trusts every local user (made by an older tally): making it anew"
 		stack_pg_stop immediate
