@@ -20,11 +20,11 @@ static const char *const passwords[] = {
 	"Qz'7 \"Kp\\ 9w",
 	"Vq%41Zr%zz9",
 	"Wx:Yk@Jm/Hn?Tp=Ub#Rc",
-	"\xc3\x9c" "n\xc3\xaf\xc2\xa9\xc3\xb8" "d\xc3\xa9\xe2\x82\xac" "Pw",
+	"Ünï©ødé€Pw",
 	"Gh\\'Lm\\\\Nq",
 	"Dd@Ee@Ff:Gg",
 	"Jk Lm/No@Pq:Rs%2FTu",
-	"\xe5\xaf\x86\xe7\xa0\x81/\xf0\x9f\x94\x91@Zz",
+	"密码/🔑@Zz",
 };
 #define NPASSWORDS	(sizeof(passwords) / sizeof(passwords[0]))
 
