@@ -208,12 +208,26 @@ podman_base_rootfs() {
 # podman_build_image IMAGE LOG [ARCH]: builds container/Containerfile as
 # IMAGE for ARCH (default: this machine's), podman's output in LOG (its
 # tail on stderr when the build fails). Needs ARCH's base.
+# The Containerfile pins its base by digest. Each local base has a
+# digest of its own: ARCH's is passed as DEBIAN_DIGEST, and the build
+# stage (on this machine's architecture) gets this machine's by digest
+# as BUILD_IMAGE, so a base other than the one bootstrapped is refused.
 podman_build_image() {
-	local image=$1 log=$2 arch=${3:-$PODMAN_ARCH}
+	local image=$1 log=$2 arch=${3:-$PODMAN_ARCH} digest build_digest
 	podman_emulation "$arch" || return 1
+	digest=$(podman_base_digest "$arch") && build_digest=$(podman_base_digest "$PODMAN_ARCH") ||
+		return 1
 	podman build --network host --layers --platform "linux/$arch" \
-		--build-arg BUILDPLATFORM="linux/$PODMAN_ARCH" -f "$PODMAN_TOP/container/Containerfile" -t "$image" "$PODMAN_TOP" >"$log" 2>&1 ||
+		--build-arg BUILDPLATFORM="linux/$PODMAN_ARCH" --build-arg DEBIAN_DIGEST="$digest" \
+		--build-arg BUILD_IMAGE="${BASE_IMAGE}@$build_digest" \
+		-f "$PODMAN_TOP/container/Containerfile" -t "$image" "$PODMAN_TOP" >"$log" 2>&1 ||
 		{ tail -40 "$log" >&2; return 1; }
+}
+
+# podman_base_digest ARCH: the digest of the local base for ARCH, as
+# BASE_IMAGE@DIGEST names it.
+podman_base_digest() {
+	podman image inspect --format '{{.Digest}}' "localhost/debian:bookworm-slim-$1"
 }
 
 # podman_build_manifest LIST LOGDIR ARCH...: builds the image for each

@@ -31,6 +31,8 @@
 #   pg/data, pg/socket   the private cluster (unix socket only), owned by
 #                        STACK_PG_USER; the socket's directory lets
 #                        STACK_USER's group in
+#   auth/                0711, of whoever runs the stack: the cluster's
+#                        roles' password files (see stack_pg_passfile)
 #   run/                 0750, STACK_USER's: the responders' sockets
 #                        (0660) and stats
 #
@@ -352,9 +354,28 @@ stack_log_target() {
 stack_pg_data() { echo "$STACK_DIR/pg/data"; }
 stack_pg_socket() { echo "$STACK_DIR/pg/socket"; }
 
-# The connection string of the private cluster's "tally" database.
-stack_pg_url() {
-	echo "postgresql:///tally?host=$(stack_pg_socket)"
+# The private cluster trusts nobody: every role gives its password
+# (scram-sha-256, over the unix socket only). Its roles:
+#   postgres     the superuser: makes the other roles and the database
+#   tally_owner  owns the database "tally" and its schema; tally-migrate
+#                runs as it
+#   tally_app    what the responders log in as: only what their statements
+#                use (granted by tally-migrate --grant-to, see
+#                sql/006_runtime_role.sql); no DDL, no TRUNCATE, no COPY
+#                TO PROGRAM
+# Each password is made at random once and kept in a libpq password file
+# (mode 0600) in $STACK_DIR/auth (0711: no listing, nothing to swap):
+# tally_app's is the responders' (owned by STACK_USER), the others are
+# of whoever runs the stack. Connection strings name the file
+# (passfile=), never the password, which goes to PostgreSQL on a pipe.
+STACK_PG_OWNER=tally_owner
+STACK_PG_RUNTIME=tally_app
+
+stack_pg_auth() { echo "$STACK_DIR/auth"; }
+
+# The password file of a role of the private cluster.
+stack_pg_passfile() {
+	echo "$(stack_pg_auth)/$1.pgpass"
 }
 
 # The cluster's directories: STACK_PG_USER's; STACK_USER's group may
@@ -373,16 +394,97 @@ stack_pg_dirs() {
 	done
 }
 
-# Creates the cluster on first use (kept between runs); its superuser is
-# named after STACK_USER.
+# stack_pg_url_as ROLE [DATABASE]: a connection string of the private
+# cluster as ROLE (its password from its file), to DATABASE (tally).
+stack_pg_url_as() {
+	echo "postgresql://$1@/${2:-tally}?host=$(stack_pg_socket)&passfile=$(stack_pg_passfile "$1")"
+}
+
+# The connection string the responders use: the runtime role's.
+stack_pg_url() {
+	stack_pg_url_as "$STACK_PG_RUNTIME"
+}
+
+# The owner's, for the schema step, and the superuser's, for the stack's
+# own setup and for tests (DATABASE: tally by default).
+stack_pg_owner_url() { stack_pg_url_as "$STACK_PG_OWNER"; }
+stack_pg_admin_url() { stack_pg_url_as postgres "${1:-tally}"; }
+
+# The password in a role's password file (made at random when there is
+# none): on stdout, for a pipe.
+stack_pg_password() {
+	local file
+	file=$(stack_pg_passfile "$1")
+	if [[ ! -s $file ]]; then
+		(
+			umask 077
+			printf '*:*:*:%s:%s\n' "$1" \
+				"$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >"$file.new"
+			if [[ $(id -u) -eq 0 && $1 == "$STACK_PG_RUNTIME" ]]; then
+				chown "$STACK_USER:" "$file.new"
+			fi
+			mv -f "$file.new" "$file"
+		)
+	fi
+	sed -n '1s/^[^:]*:[^:]*:[^:]*:[^:]*://p' "$file"
+}
+
+# Makes the password files' directory, 0711, of whoever runs the stack;
+# one that is a link or someone else's is refused, not used.
+stack_pg_auth_dir() {
+	local dir
+	dir=$(stack_pg_auth)
+	[[ -L $dir ]] || mkdir -p "$dir"
+	if [[ -L $dir || ! -d $dir || $(stat -c %u "$dir") != "$(id -u)" ]]; then
+		say "$dir is not a directory of $(id -un): not keeping passwords there"
+		return 1
+	fi
+	chmod 0711 "$dir"
+}
+
+# Creates the cluster on first use (kept between runs), as STACK_PG_USER.
+# One made by an older tally (trust authentication, no password files) is
+# made anew.
 stack_pg_init() {
 	local data
 	data=$(stack_pg_data)
 	stack_pg_dirs || return 1
+	stack_pg_auth_dir || return 1
+	if [[ -f $data/PG_VERSION && ! -s $(stack_pg_passfile postgres) ]]; then
+		say "$data trusts every local user (made by an older tally): making it anew"
+		stack_pg_stop immediate
+		stack_as_pg_user rm -rf "$data"
+	fi
 	if [[ ! -f $data/PG_VERSION ]]; then
-		stack_as_pg_user initdb --pgdata="$data" --username="$STACK_USER" --auth=trust \
+		# initdb reads the password from a pipe its own user made
+		# shellcheck disable=SC2016
+		stack_pg_password postgres | stack_as_pg_user bash -c \
+			'exec initdb --pwfile=<(exec cat) "$@"' initdb \
+			--pgdata="$data" --username=postgres \
+			--auth-local=scram-sha-256 --auth-host=scram-sha-256 \
 			--encoding=UTF8 --locale=C.UTF-8 --no-instructions >/dev/null
 	fi
+}
+
+# Makes the roles and the database, and sets each role's password from
+# its file; again at every start, so the files are what counts. The
+# statements go on stdin; none is logged, not even when it fails.
+stack_pg_roles() {
+	local role
+	{
+		echo "SET log_statement = none; SET log_min_error_statement = panic;"
+		echo "SET client_min_messages = warning;"
+		for role in "$STACK_PG_OWNER" "$STACK_PG_RUNTIME"; do
+			echo "SELECT 'CREATE ROLE $role' WHERE NOT EXISTS
+				(SELECT FROM pg_roles WHERE rolname = '$role') \\gexec"
+			echo "ALTER ROLE $role LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE
+				NOREPLICATION NOBYPASSRLS PASSWORD '$(stack_pg_password "$role")';"
+		done
+		echo "SELECT 'CREATE DATABASE tally OWNER $STACK_PG_OWNER' WHERE NOT EXISTS
+			(SELECT FROM pg_database WHERE datname = 'tally') \\gexec"
+		echo "ALTER DATABASE tally OWNER TO $STACK_PG_OWNER;"
+		echo "REVOKE CREATE, TEMPORARY ON DATABASE tally FROM PUBLIC;"
+	} | psql -X -q -w -v ON_ERROR_STOP=1 -d "$(stack_pg_admin_url postgres)" >/dev/null
 }
 
 # Starts the cluster: unix socket only, in a private directory; durable
@@ -406,10 +508,7 @@ stack_pg_start() {
 			return 1
 		}
 	fi
-	if ! stack_as_user psql -X -q -d "postgresql:///postgres?host=$(stack_pg_socket)" \
-		-tAc "SELECT 1 FROM pg_database WHERE datname = 'tally'" | grep -q 1; then
-		stack_as_user createdb -h "$(stack_pg_socket)" tally
-	fi
+	stack_pg_roles
 }
 
 # Stops the cluster; $1 is pg_ctl's mode (fast by default).
@@ -421,10 +520,18 @@ stack_pg_stop() {
 	fi
 }
 
-# Applies the schema to DATABASE_URL (or the PG* variables).
+# Applies the schema to DATABASE_URL (or the PG* variables), granting
+# TALLY_RUNTIME_ROLE (if set) its privileges. On the private cluster
+# (DATABASE_URL is its runtime role's), as the owner, granting tally_app,
+# run by whoever runs the stack (the owner's password file is theirs).
 # shellcheck disable=SC2153 # TALLY_BIN_DIR is an input (see the top)
 stack_migrate() {
-	stack_as_user "$TALLY_BIN_DIR/tally-migrate" --dir "$TALLY_SQL_DIR"
+	if [[ ${DATABASE_URL:-} == "$(stack_pg_url)" ]]; then
+		DATABASE_URL=$(stack_pg_owner_url) TALLY_RUNTIME_ROLE=$STACK_PG_RUNTIME \
+			"$TALLY_BIN_DIR/tally-migrate" --dir "$TALLY_SQL_DIR"
+	else
+		stack_as_user "$TALLY_BIN_DIR/tally-migrate" --dir "$TALLY_SQL_DIR"
+	fi
 }
 
 # --- responders --------------------------------------------------------------

@@ -1,7 +1,6 @@
 /* tally - db: one PostgreSQL connection with prepared statements. */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "redact.h"
 #include "timestamp.h"
 
 #define BACKOFF_MIN_MS	50
@@ -272,137 +272,14 @@ db_notice(void *arg, const PGresult *r)
 	    "notice", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), NULL);
 }
 
-/* As libpq tells a connection string from a database name. */
-static int
-is_conninfo(const char *s)
-{
-	return strchr(s, '=') != NULL ||
-	    strncmp(s, "postgresql://", 13) == 0 ||
-	    strncmp(s, "postgres://", 11) == 0;
-}
-
-/*
- * The password as DATABASE_URL spells it, or NULL: in a URI, what follows
- * the user name up to the last '@' (a password may hold '@' or '/'
- * unescaped, and libpq then takes parts of it for a host, a port or a
- * database); else the value of password= (a connection string, or a
- * URI's query). Sets *len.
- */
-static const char *
-url_secret(const char *url, size_t *len)
-{
-	const char	*p, *at, *colon;
-
-	*len = 0;
-	if ((p = strstr(url, "://")) != NULL && (at = strrchr(p, '@')) != NULL &&
-	    (colon = memchr(p + 3, ':', (size_t)(at - p - 3))) != NULL) {
-		*len = (size_t)(at - colon - 1);
-		return colon + 1;
-	}
-	if ((p = strstr(url, "password")) == NULL)
-		return NULL;
-	p += strcspn(p, "=");
-	p += *p == '=';
-	p += strspn(p, " ");
-	if (*p == '\'') {
-		p++;
-		*len = strcspn(p, "'");
-	} else
-		*len = strcspn(p, " ");
-	return p;
-}
-
-/* Whether msg holds a run of two or more letters or digits of the secret. */
-static int
-shares_secret(const char *msg, const char *secret, size_t len)
-{
-	char	run[256];
-	size_t	i = 0, n;
-
-	while (i < len) {
-		for (n = 0; i + n < len &&
-		    isalnum((unsigned char)secret[i + n]); n++)
-			;
-		if (n >= 2) {
-			snprintf(run, sizeof(run), "%.*s", (int)n, secret + i);
-			if (strstr(msg, run) != NULL)
-				return 1;
-		}
-		i += n > 0 ? n : 1;
-	}
-	return 0;
-}
-
-/* Copies msg with every "quoted" value replaced by "...". */
-static void
-redact_quoted(const char *msg, char *out, size_t outlen)
-{
-	size_t		 len = 0;
-	int		 quoted = 0;
-
-	for (; *msg != '\0' && len + 5 < outlen; msg++) {
-		if (*msg == '"') {
-			if (!quoted) {
-				memcpy(out + len, "\"...", 4);
-				len += 4;
-			} else
-				out[len++] = '"';
-			quoted = !quoted;
-		} else if (!quoted)
-			out[len++] = *msg;
-	}
-	out[len] = '\0';
-}
-
-/* The reason of a connect error, without anything of the URL. */
-static const char *
-connect_reason(const char *msg)
-{
-	static const char *const reasons[] = {
-		"password authentication failed", "no password supplied",
-		"Connection refused", "timeout expired",
-		"could not translate host name", "No such file or directory",
-		"does not exist", "invalid integer value",
-	};
-	size_t	i;
-
-	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-		if (strstr(msg, reasons[i]) != NULL)
-			return reasons[i];
-	return "see the server's log";
-}
-
 const char *
 db_conn_error(const PGconn *conn)
 {
-	static __thread char	 buf[512];
-	const char		*url = getenv("DATABASE_URL"), *msg, *secret;
-	PQconninfoOption	*opts;
-	char			*err = NULL;
-	size_t			 len;
+	static __thread char	buf[512];
 
-	if (url != NULL && is_conninfo(url)) {
-		if ((opts = PQconninfoParse(url, &err)) == NULL) {
-			PQfreemem(err);
-			return "DATABASE_URL is not a valid connection string "
-			    "or URI (not quoted here: it may hold a password)";
-		}
-		PQconninfoFree(opts);
-	}
-	msg = conn != NULL ? PQerrorMessage(conn) : "out of memory";
-	if (url == NULL || (secret = url_secret(url, &len)) == NULL ||
-	    len == 0)
-		return msg;
-	/* libpq quotes the values it took from the URL, and those may be
-	 * pieces of the password: leave them out, and everything if a piece
-	 * of it still shows. */
-	redact_quoted(msg, buf, sizeof(buf));
-	if (shares_secret(buf, secret, len))
-		snprintf(buf, sizeof(buf), "%s (the rest of libpq's message "
-		    "is left out: DATABASE_URL holds a password; keep it in "
-		    "PGPASSWORD or a .pgpass file instead)",
-		    connect_reason(msg));
-	return buf;
+	return redact_conn_error(getenv("DATABASE_URL"),
+	    conn != NULL ? PQerrorMessage(conn) : "out of memory", buf,
+	    sizeof(buf));
 }
 
 static int

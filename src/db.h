@@ -60,12 +60,10 @@ int		 db_exec_meanwhile(struct db *db,
 PGconn		*db_connect_env(const char *appname,
 		    unsigned int connect_timeout_s);
 
-/* The error text of conn (NULL: out of memory), fit for a log. When
- * DATABASE_URL does not parse, libpq's text may quote it, password and
- * all, so a fixed message stands in for it. When it holds a password,
- * libpq may quote pieces of it as a host, port or database (an unescaped
- * '@' or '/'): its quoted values are left out, and if a piece still
- * shows, all but the reason. Returns a thread-local buffer or a constant. */
+/* The error text of conn (NULL: out of memory), fit for a log: every
+ * secret of DATABASE_URL and PGPASSWORD left out as redact.h says (a
+ * fixed message when DATABASE_URL does not parse). Returns a
+ * thread-local buffer. */
 const char	*db_conn_error(const PGconn *conn);
 
 #endif

@@ -1,7 +1,9 @@
 /* tally-migrate - applies the schema: every NNN_name.sql file of the
  * schema directory not yet recorded in tally_schema_migrations, in name
  * order, each in its own transaction. Safe to run again and from several
- * places at once (an advisory lock serialises runs). Exit 0 when the
+ * places at once (an advisory lock serialises runs). With --grant-to ROLE
+ * (or TALLY_RUNTIME_ROLE), then gives the role the responders log in as
+ * exactly their privileges (sql/006_runtime_role.sql). Exit 0 when the
  * schema is current, 1 on any error (the message says which file). */
 #include "config.h"
 
@@ -118,14 +120,34 @@ apply(const char *dir, const char *name)
 	log_info("applied", "file", name, NULL);
 }
 
+/* Gives the runtime role exactly its privileges (sql/006_runtime_role.sql
+ * says which), in a transaction of its own. */
+static void
+grant_runtime(const char *role)
+{
+	const char	*params[1] = { role };
+	PGresult	*r;
+
+	r = PQexecParams(conn, "SELECT tally_grant_runtime($1)", 1, NULL,
+	    params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		fail("cannot grant the runtime role its privileges", NULL);
+	}
+	PQclear(r);
+	log_info("runtime role granted its privileges", "role", role, NULL);
+}
+
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: tally-migrate [--dir SCHEMA_DIR | --help | "
-	    "--version]\n"
+	fprintf(f, "usage: tally-migrate [--dir SCHEMA_DIR] [--grant-to ROLE] "
+	    "| --help | --version\n"
 	    "Applies tally's schema to the database named by DATABASE_URL or "
-	    "the PG* variables.\nSee README.md, section \"Configuration\" "
-	    "(the schema step).\n");
+	    "the PG* variables,\nas the role that owns it; then gives ROLE "
+	    "(default: TALLY_RUNTIME_ROLE, if set),\nthe role the responders "
+	    "log in as, exactly the privileges they use.\n"
+	    "See README.md, section \"Configuration\" (the schema step).\n");
 }
 
 int
@@ -133,6 +155,7 @@ main(int argc, char **argv)
 {
 	struct dirent	**files;
 	const char	 *dir = getenv("TALLY_SQL_DIR");
+	const char	 *runtime = getenv("TALLY_RUNTIME_ROLE");
 	int		  n, i, done = 0;
 
 	log_init("tally-migrate");
@@ -140,12 +163,19 @@ main(int argc, char **argv)
 		printf("tally-migrate %s\n", PACKAGE_VERSION);
 		return 0;
 	}
-	if (argc == 3 && strcmp(argv[1], "--dir") == 0)
-		dir = argv[2];
-	else if (argc != 1) {
-		usage(argc == 2 && strcmp(argv[1], "--help") == 0 ?
-		    stdout : stderr);
-		return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	for (i = 1; i < argc; i += 2) {
+		if (i + 1 < argc && strcmp(argv[i], "--dir") == 0)
+			dir = argv[i + 1];
+		else if (i + 1 < argc && strcmp(argv[i], "--grant-to") == 0)
+			runtime = argv[i + 1];
+		else {
+			usage(stderr);
+			return 2;
+		}
 	}
 	if (dir == NULL || *dir == '\0')
 		dir = TALLY_SQL_DIR;
@@ -170,6 +200,8 @@ main(int argc, char **argv)
 		free(files[i]);
 	}
 	free(files);
+	if (runtime != NULL && *runtime != '\0')
+		grant_runtime(runtime);
 	exec_ok("SELECT pg_advisory_unlock(" MIGRATE_LOCK ")", NULL);
 	PQfinish(conn);
 	log_info(done > 0 ? "schema updated" : "schema already current",

@@ -138,15 +138,16 @@ write_with_key_answers_200() {
 
 # key_table_seq_scans URL: how often PostgreSQL has scanned the key table whole.
 key_table_seq_scans() {
-	stack_as_user psql -X -q -tA -d "$1" -c \
+	psql -X -q -tA -d "$1" -c \
 		"SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'tally_idempotency_keys'"
 }
 
 @test "keyed writes on a new, empty key table find keys through its index, also once plans are generic" {
 	local db="keyplans_$BATS_TEST_NUMBER" url before calls
-	stack_as_user createdb -h "$(stack_pg_socket)" "$db"
-	url="postgresql:///$db?host=$(stack_pg_socket)"
-	DATABASE_URL=$url stack_migrate
+	psql_tally "CREATE DATABASE $db OWNER $STACK_PG_OWNER"
+	url=$(stack_pg_url_as "$STACK_PG_RUNTIME" "$db")
+	DATABASE_URL=$(stack_pg_url_as "$STACK_PG_OWNER" "$db") TALLY_RUNTIME_ROLE=$STACK_PG_RUNTIME \
+		"$TALLY_BIN_DIR/tally-migrate" --dir "$TALLY_SQL_DIR"
 	before=$(key_table_seq_scans "$url")
 	# one connection, as a responder's: PostgreSQL plans a function's
 	# statements generically from its sixth call on
@@ -159,5 +160,5 @@ key_table_seq_scans() {
 	assert_equal "$(key_table_seq_scans "$url")" "$before"
 	assert_equal "$(stack_as_user psql -X -q -tA -d "$url" -c \
 		'SELECT count(*), max(value) FROM tally_idempotency_keys')" "60|60"
-	stack_as_user dropdb -h "$(stack_pg_socket)" "$db"
+	psql_tally "DROP DATABASE $db"
 }

@@ -2,8 +2,9 @@
 # tally - passwords in DATABASE_URL never reach a log, not even in pieces:
 # an unescaped '@' or '/' in a password makes libpq take parts of it for a
 # host, a port or a database and quote them in its connect errors; tally
-# leaves quoted values out of those. ./dev up names only the host and the
-# database it uses.
+# leaves out every value libpq's parser found to hold a secret (src/redact.h,
+# tests/unit/test_redact.c). ./dev up names only the host and the database
+# it uses.
 
 load ../lib/helpers
 load ../lib/faults
@@ -91,6 +92,57 @@ check_url() {
 @test "a '/' in a password: libpq's port and database with pieces of it are not logged" {
 	check_url slash "postgresql://tally:pa/ss3cret@localhost/tally" \
 		'"pa"' '\"pa\"' ss3cret pa/ss3cret
+}
+
+# no_piece_in FILE PASSWORD: FILE holds no three bytes of PASSWORD in a
+# row (prints the first it finds).
+no_piece_in() {
+	local file=$1 pw=$2 i LC_ALL=C
+	for ((i = 0; i + 3 <= ${#pw}; i++)); do
+		if grep -qF -- "${pw:i:3}" "$file"; then
+			echo "piece '${pw:i:3}' of '$pw' in $(<"$file")"
+			return 1
+		fi
+	done
+}
+
+@test "the reported tally-migrate case: a '\"' and a '/' in the password leave no piece of it" {
+	local out=$BATS_TEST_TMPDIR/migrate.err
+	# exactly as reported: libpq reads a host "tally", a port
+	# 'ab"~!~:~' and a database 'x@localhost/tally'
+	DATABASE_URL='postgresql://tally:ab"~!~:~/x@localhost/tally' \
+		stack_as_user "$TALLY_BIN_DIR/tally-migrate" --dir "$TALLY_SQL_DIR" \
+		2>"$out" && false
+	sed 's/^/# /' "$out" >&3
+	grep -q '"msg":"cannot connect to the database"' "$out"
+	no_piece_in "$out" 'ab"~!~:~/x'
+}
+
+@test "tally-migrate: hostile passwords, raw or escaped in DATABASE_URL or in PGPASSWORD, leave no piece in its output" {
+	local pw enc esc url out=$BATS_TEST_TMPDIR/migrate.err n=0
+	local pws=('Qz"7~!~:~/Kx' "hunter@2secret" "pa/ss3cret" "Wq'7 \"Kp\\ 9w"
+		"Vq%41Zr%zz9" "Wx:Yk@Jm/Hn?Tp=Ub#Rc" "Ünï©ødé€Pw" "Jk Lm/No@Pq:Rs%2FTu")
+	for pw in "${pws[@]}"; do
+		enc=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$pw")
+		esc=${pw//\\/\\\\}
+		esc=${esc//\'/\\\'}
+		for url in "postgresql://tally:$pw@localhost:1/tally" \
+			"postgresql://tally:$enc@localhost:1/tally" \
+			"postgresql://localhost:1/tally?user=tally&password=$enc" \
+			"host=localhost port=1 user=tally password='$esc'"; do
+			DATABASE_URL=$url stack_as_user "$TALLY_BIN_DIR/tally-migrate" \
+				--dir "$TALLY_SQL_DIR" 2>"$out" && false
+			grep -q '"msg":"cannot connect to the database"' "$out"
+			no_piece_in "$out" "$pw"
+			n=$((n + 1))
+		done
+		DATABASE_URL=postgresql://tally@localhost:1/tally PGPASSWORD=$pw \
+			stack_as_user "$TALLY_BIN_DIR/tally-migrate" --dir "$TALLY_SQL_DIR" \
+			2>"$out" && false
+		no_piece_in "$out" "$pw"
+		n=$((n + 1))
+	done
+	[ "$n" -eq $((${#pws[@]} * 5)) ]
 }
 
 @test "./dev up prints the database's host and name, not its password" {

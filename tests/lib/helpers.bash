@@ -89,9 +89,21 @@ header() {
 	sed -n "s/^$name: *//p" <<<"$HTTP_HEADERS" | head -1
 }
 
-# psql_tally SQL: runs SQL on the stack's database as the stack's user.
+# psql_tally SQL: runs SQL on the stack's database: on the private
+# cluster as its superuser (the tests set it up, break it and look into
+# it), on another database as DATABASE_URL says.
 psql_tally() {
-	stack_as_user psql -X -q -tA -d "$DATABASE_URL" -c "$1"
+	if [[ $DATABASE_URL == "$(stack_pg_url)" ]]; then
+		psql -X -q -w -tA -d "$(stack_pg_admin_url)" -c "$1"
+	else
+		stack_as_user psql -X -q -tA -d "$DATABASE_URL" -c "$1"
+	fi
+}
+
+# psql_runtime SQL: runs SQL on the private cluster as the role the
+# responders log in as, as the responders' user.
+psql_runtime() {
+	stack_as_user psql -X -q -w -tA -v ON_ERROR_STOP=1 -d "$(stack_pg_url)" -c "$1"
 }
 
 # responder_parent NAME: the pid of a responder's parent process (the

@@ -31,8 +31,8 @@ The changes, each because podman 4.3 does not do what Kubernetes does:
      number, so the second pod cannot start; every pod is reached at its
      own address instead, as in a cluster;
   7. kinds kube play cannot run are left out (Service, ServiceAccount,
-     PodDisruptionBudget, the helm test Pod); the Secrets come from
-     podman secrets made the way the README tells operators.
+     PodDisruptionBudget, NetworkPolicy, the helm test Pod); the Secrets
+     come from podman secrets made the way the README tells operators.
 Nothing else changes: images, commands, environment, security contexts,
 probes' paths and timings, lifecycle hooks and resources are the chart's.
 """

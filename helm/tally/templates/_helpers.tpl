@@ -73,6 +73,37 @@ app.kubernetes.io/part-of: tally
 {{- end }}
 {{- end }}
 
+{{/* Name of the Secret holding the owner's password, for the schema
+     step ("" if none): migration.existingSecret, or the Job's own hook
+     Secret for migration.password. */}}
+{{- define "tally.migrationPasswordSecret" -}}
+{{- if .Values.migration.existingSecret }}
+{{- .Values.migration.existingSecret }}
+{{- else if .Values.migration.password }}
+{{- printf "%s-migrate-db" (include "tally.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* libpq's sslmode: database.sslmode, else verify-full with a CA and
+     require without one. */}}
+{{- define "tally.sslmode" -}}
+{{- if .Values.database.sslmode }}
+{{- .Values.database.sslmode }}
+{{- else if .Values.database.caCert.existingSecret }}
+{{- print "verify-full" }}
+{{- else }}
+{{- print "require" }}
+{{- end }}
+{{- end }}
+
+{{/* The sockets' and the metrics segment's directory: made 0750 by the
+     first container of the pod (the entrypoint) inside the run
+     emptyDir at /run/tally, which Kubernetes makes 0777 (fsGroup only
+     sets its group). */}}
+{{- define "tally.runDir" -}}
+/run/tally/private
+{{- end }}
+
 {{/* Where the database CA certificate is mounted. */}}
 {{- define "tally.caDir" -}}
 /etc/tally/db-ca
@@ -84,8 +115,22 @@ app.kubernetes.io/part-of: tally
 {{- if and (has $v.database.sslmode (list "verify-ca" "verify-full")) (not $v.database.caCert.existingSecret) }}
 {{- fail (printf "database.sslmode %s needs database.caCert.existingSecret (the CA that signed the server certificate)" $v.database.sslmode) }}
 {{- end }}
+{{- if and $v.database.caCert.existingSecret $v.database.sslmode (ne $v.database.sslmode "verify-full") }}
+{{- fail (printf "database.sslmode %s with database.caCert.existingSecret: a CA is there to verify the server, so only verify-full (or leaving sslmode empty) is accepted" $v.database.sslmode) }}
+{{- end }}
 {{- if and $v.database.password $v.database.existingSecret }}
 {{- fail "set database.password or database.existingSecret, not both" }}
+{{- end }}
+{{- if $v.migration.enabled }}
+{{- if eq $v.migration.user $v.database.user }}
+{{- fail (printf "migration.user and database.user are both %s: the schema step runs as the owner role, the pods as a runtime role of their own (README, Deploy)" $v.database.user) }}
+{{- end }}
+{{- if and $v.migration.password $v.migration.existingSecret }}
+{{- fail "set migration.password or migration.existingSecret, not both" }}
+{{- end }}
+{{- if and (or $v.database.password $v.database.existingSecret) (not (or $v.migration.password $v.migration.existingSecret)) }}
+{{- fail "the schema step logs in as migration.user: set migration.existingSecret (the owner's password) too" }}
+{{- end }}
 {{- end }}
 {{- if lt (int $v.terminationGracePeriodSeconds) (add $v.preStopSleepSeconds 15 | int) }}
 {{- fail (printf "terminationGracePeriodSeconds must be at least preStopSleepSeconds + 15 (%d): lighttpd drains for up to 10 s after the preStop sleep" (add $v.preStopSleepSeconds 15 | int)) }}
@@ -103,7 +148,7 @@ PGHOST: {{ join "," $v.database.hosts | quote }}
 PGPORT: {{ $v.database.port | quote }}
 PGDATABASE: {{ $v.database.name | quote }}
 PGUSER: {{ $v.database.user | quote }}
-PGSSLMODE: {{ $v.database.sslmode | quote }}
+PGSSLMODE: {{ include "tally.sslmode" . | quote }}
 PGTARGETSESSIONATTRS: {{ $v.database.targetSessionAttrs | quote }}
 {{- if $v.database.caCert.existingSecret }}
 PGSSLROOTCERT: {{ printf "%s/ca.crt" (include "tally.caDir" .) | quote }}
@@ -121,8 +166,8 @@ TALLY_IO_TIMEOUT: {{ $v.config.ioTimeout | quote }}
 TALLY_BATCH_MAX: {{ $v.config.batchMax | quote }}
 TALLY_IDEMPOTENCY_RETENTION: {{ $v.config.idempotencyRetention | quote }}
 TALLY_IDEMPOTENCY_MAX_KEYS: {{ $v.config.idempotencyMaxKeys | quote }}
-TALLY_RUN_DIR: "/run/tally"
-TALLY_SOCKET_DIR: "/run/tally"
+TALLY_RUN_DIR: {{ include "tally.runDir" . | quote }}
+TALLY_SOCKET_DIR: {{ include "tally.runDir" . | quote }}
 TALLY_LISTEN: "0.0.0.0"
 TALLY_PORT: {{ $v.web.port | quote }}
 {{- end }}

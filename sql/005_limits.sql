@@ -1,4 +1,4 @@
--- tally schema 006: the counter stops at its maximum, and the number of
+-- tally schema 005: the counter stops at its maximum, and the number of
 -- Idempotency-Keys held is capped.
 --
 -- The counter is a bigint: at 9223372036854775807 an increment would fail
