@@ -697,6 +697,9 @@ stack_start() {
 	stack_check_access "$TALLY_BIN_DIR/tally-time" "$TALLY_WWW_DIR/index.html" \
 		"$TALLY_CONF_DIR/lighttpd.conf" "$TALLY_SQL_DIR" "$STACK_DIR" || return 1
 	if [[ -z ${DATABASE_URL:-} && -z ${PGHOST:-} ]]; then
+		# the private cluster's roles log in with their password files;
+		# a PGPASSWORD meant for another database would override them
+		unset PGPASSWORD
 		stack_pg_init || return 1
 		stack_pg_start || return 1
 		DATABASE_URL=$(stack_pg_url)

@@ -11,9 +11,11 @@ load ../lib/helpers
 load ../lib/faults
 
 setup_file() {
-	# a secret the stack's environment holds (trust ignores it)
+	# a secret the stack's environment holds (the private cluster drops it)
 	PGPASSWORD="pw-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 	export PGPASSWORD
+	# kept for the test in a file: the stack unsets the variable
+	echo "$PGPASSWORD" >"$BATS_FILE_TMPDIR/secret"
 	tally_stack_start
 }
 
@@ -111,15 +113,22 @@ second_dev_up() {
 }
 
 @test "lighttpd's environment holds its TALLY_* settings, no database secret" {
-	local lighttpd responder
+	local lighttpd responder secret
+	secret=$(<"$BATS_FILE_TMPDIR/secret")
+	[[ -n $secret ]]
 	lighttpd=$(stack_pid lighttpd)
 	[[ -n $lighttpd ]]
-	# the secret is in the stack's environment: the responders need it
+	# the responders get the database's settings; the private cluster's
+	# roles log in with their password files, so the stack drops the
+	# PGPASSWORD of its environment, which would override them
 	responder=$(responder_parent write)
-	grep -qzxF "PGPASSWORD=$PGPASSWORD" "/proc/$responder/environ"
 	grep -qzx "DATABASE_URL=.*" "/proc/$responder/environ"
-	# and not in lighttpd's
-	run grep -c -F -- "$PGPASSWORD" "/proc/$lighttpd/environ"
+	run grep -c -F -- "$secret" "/proc/$responder/environ"
+	assert_output 0
+	# lighttpd gets neither
+	run grep -c -F -- "$secret" "/proc/$lighttpd/environ"
+	assert_output 0
+	run grep -c -z '^DATABASE_URL=' "/proc/$lighttpd/environ"
 	assert_output 0
 	assert_no_lines "lighttpd's environment: variables other than PATH and TALLY_*" \
 		"$(tr '\0' '\n' <"/proc/$lighttpd/environ" | grep -vE '^(PATH|PWD|SHLVL|_|TALLY_[A-Z0-9_]+)=')"

@@ -30,7 +30,10 @@ refused() {
 }
 
 @test "tally_app cannot drop, truncate, create, replace tally's function or run a program" {
-	local marker=$BATS_TEST_TMPDIR/ran
+	local marker=$BATS_TEST_TMPDIR/ran functions
+	functions="SELECT string_agg(proname || md5(prosrc), ',' ORDER BY proname)
+		FROM pg_proc WHERE proname LIKE 'tally_%'"
+	functions=$(psql_tally "$functions")
 	refused "DROP TABLE tally_idempotency_keys"
 	refused "DROP TABLE tally_counter"
 	refused "TRUNCATE tally_counter"
@@ -42,6 +45,9 @@ refused() {
 	refused "CREATE OR REPLACE FUNCTION tally_increment_keyed(unkeyed bigint,
 		keys text[], retention_s integer) RETURNS TABLE (key text, value bigint,
 		replayed boolean) LANGUAGE sql AS 'SELECT NULL::text, 0::bigint, false'"
+	refused "CREATE OR REPLACE FUNCTION tally_count_keyed(unkeyed bigint,
+		keys text[], retention_s integer, max_keys bigint) RETURNS SETOF record
+		LANGUAGE sql AS 'SELECT NULL::record'"
 	refused "ALTER TABLE tally_counter ADD COLUMN evil int"
 	refused "ALTER FUNCTION tally_increment_keyed(bigint, text[], integer) RESET ALL"
 	refused "CREATE SCHEMA tally_evil"
@@ -52,8 +58,8 @@ refused() {
 	# and everything is as it was
 	assert_equal "$(psql_tally "SELECT count(*) FROM pg_class WHERE relname LIKE 'tally_evil%'")" 0
 	assert_equal "$(psql_tally "SELECT count(*) FROM pg_proc WHERE proname = 'tally_evil'")" 0
-	assert_equal "$(psql_tally "SELECT prosrc LIKE '%FOR UPDATE%' FROM pg_proc
-		WHERE proname = 'tally_increment_keyed'")" t
+	assert_equal "$(psql_tally "SELECT string_agg(proname || md5(prosrc), ',' ORDER BY proname)
+		FROM pg_proc WHERE proname LIKE 'tally_%'")" "$functions"
 }
 
 @test "tally_app can run every statement the responders send" {
@@ -81,7 +87,7 @@ refused() {
 	local acl
 	acl=$(cat <<-'SQL'
 		SELECT string_agg(c.relname || coalesce(c.relacl::text, ''), ',' ORDER BY c.relname)
-		    || (SELECT string_agg(p.proname || coalesce(p.proacl::text, ''), ',')
+		    || (SELECT string_agg(p.proname || coalesce(p.proacl::text, ''), ',' ORDER BY p.proname)
 		          FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace)
 		  FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
 	SQL
