@@ -100,6 +100,41 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
+# --- connection limits -------------------------------------------------------
+
+# tally_conn_limits: the limits lighttpd and spawn-fcgi are started with,
+# all derived from TALLY_MAX_CONNECTIONS (README, "Connection limits"),
+# the most client connections lighttpd holds at once (default 4096; more
+# wait in the kernel's listen queue). Each connection that reaches a
+# responder holds two descriptors (client, responder), and lighttpd stops
+# accepting at 90% of server.max-fds, so TALLY_MAX_FDS is 2/0.9 of the
+# connections plus 64 for its listeners and files. TALLY_FCGI_BACKLOG, the
+# listen backlog of each responder's socket, holds every connection
+# lighttpd can open to it, so a burst never finds a full backlog (lighttpd
+# then fails the request). Returns 1 on a bad value or a limit above what
+# this process may open.
+tally_conn_limits() {
+	local n=${TALLY_MAX_CONNECTIONS:-4096} hard
+	if [[ ! $n =~ ^[0-9]+$ ]] || ((n < 16 || n > 100000)); then
+		say "TALLY_MAX_CONNECTIONS must be a whole number from 16 to 100000, not \"$n\""
+		return 1
+	fi
+	TALLY_MAX_CONNECTIONS=$((10#$n))
+	TALLY_MAX_FDS=$((TALLY_MAX_CONNECTIONS * 20 / 9 + 64))
+	TALLY_FCGI_BACKLOG=$TALLY_MAX_CONNECTIONS
+	hard=$(ulimit -Hn)
+	if [[ $hard != unlimited ]] && ((TALLY_MAX_FDS > hard)); then
+		say "TALLY_MAX_CONNECTIONS=$TALLY_MAX_CONNECTIONS needs $TALLY_MAX_FDS open files; the limit here is $hard"
+		return 1
+	fi
+	# The kernel caps every backlog at net.core.somaxconn.
+	if [[ -r /proc/sys/net/core/somaxconn ]] &&
+		(($(</proc/sys/net/core/somaxconn) < TALLY_FCGI_BACKLOG)); then
+		say "warning: net.core.somaxconn ($(</proc/sys/net/core/somaxconn)) is below TALLY_MAX_CONNECTIONS ($TALLY_MAX_CONNECTIONS): a burst may find a responder's backlog full"
+	fi
+	export TALLY_MAX_CONNECTIONS TALLY_MAX_FDS TALLY_FCGI_BACKLOG
+}
+
 # --- bounded waits -----------------------------------------------------------
 
 # wait_until SECONDS COMMAND...: runs the command every 0.1 s until it

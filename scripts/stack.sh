@@ -547,7 +547,8 @@ stack_keeper() {
 	trap 'stopping=1; [[ $child -gt 0 ]] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
 	while ((stopping == 0)); do
 		# shellcheck disable=SC2086 # the wrapper is a command line
-		(stack_exec_as_user spawn-fcgi -n -s "$sock" -M 0660 -- \
+		(stack_exec_as_user spawn-fcgi -n -s "$sock" -M 0660 \
+			-b "$TALLY_FCGI_BACKLOG" -- \
 			${TALLY_RESPONDER_WRAPPER:-} "$TALLY_BIN_DIR/tally-$name") &
 		child=$!
 		wait_child "$child" && rc=0 || rc=$?
@@ -575,6 +576,7 @@ stack_responder_start() {
 stack_responders_start() {
 	local name
 	stack_mkdir 0750 "$STACK_DIR/run" || return 1
+	tally_conn_limits || return 1
 	export TALLY_RUN_DIR="$STACK_DIR/run" TALLY_SOCKET_DIR="$STACK_DIR/run"
 	stack_as_user rm -f "$STACK_DIR/run/stats"
 	for name in "${TALLY_RESPONDERS[@]}"; do
@@ -642,6 +644,7 @@ stack_lighttpd_start() {
 	local log pid env=() TALLY_ACCESS_LOG=${TALLY_ACCESS_LOG:-/dev/stderr}
 	export TALLY_LISTEN=${TALLY_LISTEN:-127.0.0.1} TALLY_PORT=${TALLY_PORT:-8080}
 	export TALLY_SOCKET_DIR="$STACK_DIR/run"
+	tally_conn_limits || return 1
 	log=$(stack_log_target lighttpd) || return 1
 	stack_mkdir_own 0755 "$STACK_DIR/pid" || return 1
 	if [[ -n ${STACK_ACCESS_LOG:-} ]]; then
