@@ -174,6 +174,17 @@ wait_child() {
 # Is the process gone?
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 
+# responder_alive NAME SECONDS: is the responder tally-NAME serving? Its
+# parent process touches $TALLY_RUN_DIR/tally-NAME.alive every second
+# while each of its workers beats (src/responder.c, the watchdog); a file
+# older than SECONDS means a worker has stopped serving, or the parent
+# itself has. The chart's probes of the responder containers run this.
+responder_alive() {
+	local file=${TALLY_RUN_DIR:-/run/tally}/tally-$1.alive mtime
+	mtime=$(stat -c %Y "$file" 2>/dev/null) || return 1
+	(($(date +%s) - mtime <= $2))
+}
+
 # Does the URL answer at all (any HTTP status)?
 http_answers() { curl -s -o /dev/null --max-time 1 "$1"; }
 
