@@ -174,6 +174,12 @@ wait_child() {
 # Is the process gone?
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 
+# tally_internal_port: the internal listener's port (lighttpd-internal.conf:
+# /livez, /healthz, /metrics), TALLY_INTERNAL_PORT or TALLY_PORT + 1.
+tally_internal_port() {
+	echo "${TALLY_INTERNAL_PORT:-$((${TALLY_PORT:-8080} + 1))}"
+}
+
 # responder_alive NAME SECONDS: is the responder tally-NAME serving? Its
 # parent process touches $TALLY_RUN_DIR/tally-NAME.alive every second
 # while each of its workers beats (src/responder.c, the watchdog); a file

@@ -22,6 +22,11 @@ path_of() {
 	esac
 }
 
+# url_of NAME: where its path is served (/metrics: the internal listener).
+url_of() {
+	if [[ $1 == metrics ]]; then echo "$TALLY_INTERNAL_URL"; else echo "$TALLY_URL"; fi
+}
+
 # log_has NAME TEXT: the responder's log names TEXT.
 log_has() {
 	grep -qF "$2" "$STACK_LOG_DIR/$1.log"
@@ -57,7 +62,7 @@ replaced() {
 	local name
 	for name in "${TALLY_RESPONDERS[@]}"; do
 		assert wait_until 5 responder_alive "$name" 3
-		assert answers_200 "$([[ $name == write ]] && echo POST || echo GET)" "$(path_of "$name")"
+		TALLY_URL=$(url_of "$name") assert answers_200 "$([[ $name == write ]] && echo POST || echo GET)" "$(path_of "$name")"
 	done
 }
 
@@ -71,7 +76,7 @@ replaced() {
 		kill -STOP "$old"
 		# a request sent to the stopped responder waits in its backlog
 		curl -s -o "$BATS_TEST_TMPDIR/$name.out" -w '%{http_code}' --max-time 40 \
-			-X "$method" -d '' "$TALLY_URL$path" >"$BATS_TEST_TMPDIR/$name.status" &
+			-X "$method" -d '' "$(url_of "$name")$path" >"$BATS_TEST_TMPDIR/$name.status" &
 		req=$!
 		detected "$name" "$old"
 		# replaced: another worker, serving; the alive file fresh again
@@ -79,7 +84,7 @@ replaced() {
 		assert wait_until 10 responder_alive "$name" 3
 		wait "$req"
 		assert_equal "$(<"$BATS_TEST_TMPDIR/$name.status")" 200
-		assert answers_200 "$method" "$path"
+		TALLY_URL=$(url_of "$name") assert answers_200 "$method" "$path"
 		pid_gone "$old"
 	done
 }

@@ -170,6 +170,8 @@ TALLY_RUN_DIR: {{ include "tally.runDir" . | quote }}
 TALLY_SOCKET_DIR: {{ include "tally.runDir" . | quote }}
 TALLY_LISTEN: "0.0.0.0"
 TALLY_PORT: {{ $v.web.port | quote }}
+TALLY_INTERNAL_LISTEN: "0.0.0.0"
+TALLY_INTERNAL_PORT: {{ $v.web.internalPort | quote }}
 {{- end }}
 
 {{/* PGPASSWORD from the Secret, as a container env list (or nothing). */}}
