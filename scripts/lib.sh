@@ -102,10 +102,22 @@ print(s.getsockname()[1])'
 
 # --- connection limits -------------------------------------------------------
 
+# The memory a connection may make lighttpd hold, and what lighttpd needs
+# besides (README, "Connection limits"): measured 99 KiB for a connection
+# with 16 KB of headers and a 16 KiB partial body (the largest request
+# lighttpd.conf lets through; 49 KiB with 7.6 KB of headers), and 3 MiB
+# at rest, for each of the two lighttpd processes. Connections may use
+# two thirds of the memory limit.
+TALLY_CONN_BYTES=$((112 * 1024))
+TALLY_BASE_BYTES=$((16 * 1024 * 1024))
+
 # tally_conn_limits: the limits lighttpd and spawn-fcgi are started with,
 # all derived from TALLY_MAX_CONNECTIONS (README, "Connection limits"),
-# the most client connections lighttpd holds at once (default 4096; more
-# wait in the kernel's listen queue). Each connection that reaches a
+# the most client connections lighttpd holds at once; more wait in the
+# kernel's listen queue. Unset, it is derived from TALLY_MEMORY_LIMIT
+# (bytes: the web container's memory limit, which the chart passes),
+# (limit x 2/3 - TALLY_BASE_BYTES) / TALLY_CONN_BYTES, at most what the
+# open-file limit allows; with neither, 4096. Each connection that reaches a
 # responder holds two descriptors (client, responder), and lighttpd stops
 # accepting at 90% of server.max-fds, so TALLY_MAX_FDS is 2/0.9 of the
 # connections plus 64 for its listeners and files. TALLY_FCGI_BACKLOG, the
@@ -114,7 +126,24 @@ print(s.getsockname()[1])'
 # then fails the request). Returns 1 on a bad value or a limit above what
 # this process may open.
 tally_conn_limits() {
-	local n=${TALLY_MAX_CONNECTIONS:-4096} hard
+	local n=${TALLY_MAX_CONNECTIONS:-} hard mem=${TALLY_MEMORY_LIMIT:-}
+	hard=$(ulimit -Hn)
+	if [[ -z $n && -n $mem ]]; then
+		if [[ ! $mem =~ ^[0-9]+$ ]]; then
+			say "TALLY_MEMORY_LIMIT must be a number of bytes, not \"$mem\""
+			return 1
+		fi
+		n=$(((10#$mem * 2 / 3 - TALLY_BASE_BYTES) / TALLY_CONN_BYTES))
+		if ((n < 16)); then
+			say "TALLY_MEMORY_LIMIT=$mem leaves room for $n connections; give lighttpd at least $(((16 * TALLY_CONN_BYTES + TALLY_BASE_BYTES) * 3 / 2)) bytes"
+			return 1
+		fi
+		# at most what the open files allow (2n/0.9 + 64 of them)
+		if [[ $hard != unlimited ]] && ((n * 20 / 9 + 64 > hard)); then
+			n=$(((hard - 64) * 9 / 20))
+		fi
+	fi
+	n=${n:-4096}
 	if [[ ! $n =~ ^[0-9]+$ ]] || ((n < 16 || n > 100000)); then
 		say "TALLY_MAX_CONNECTIONS must be a whole number from 16 to 100000, not \"$n\""
 		return 1
@@ -122,7 +151,6 @@ tally_conn_limits() {
 	TALLY_MAX_CONNECTIONS=$((10#$n))
 	TALLY_MAX_FDS=$((TALLY_MAX_CONNECTIONS * 20 / 9 + 64))
 	TALLY_FCGI_BACKLOG=$TALLY_MAX_CONNECTIONS
-	hard=$(ulimit -Hn)
 	if [[ $hard != unlimited ]] && ((TALLY_MAX_FDS > hard)); then
 		say "TALLY_MAX_CONNECTIONS=$TALLY_MAX_CONNECTIONS needs $TALLY_MAX_FDS open files; the limit here is $hard"
 		return 1
