@@ -160,6 +160,21 @@ tally_conn_limits() {
 		(($(</proc/sys/net/core/somaxconn) < TALLY_FCGI_BACKLOG)); then
 		say "warning: net.core.somaxconn ($(</proc/sys/net/core/somaxconn)) is below TALLY_MAX_CONNECTIONS ($TALLY_MAX_CONNECTIONS): a burst may find a responder's backlog full"
 	fi
+	# lighttpd's idle timeouts, checked and given their defaults: how long
+	# an idle or slow client may hold a connection, in seconds:
+	# waiting for (the rest of) a request, for it to read the answer,
+	# between requests on a kept connection.
+	local pair name value
+	for pair in TALLY_READ_IDLE:15 TALLY_WRITE_IDLE:30 TALLY_KEEP_ALIVE_IDLE:5; do
+		name=${pair%%:*}
+		value=${!name:-${pair#*:}}
+		if [[ ! $value =~ ^[0-9]+$ ]] || ((10#$value < 1 || 10#$value > 3600)); then
+			say "$name must be a whole number of seconds from 1 to 3600, not \"$value\""
+			return 1
+		fi
+		printf -v "$name" '%d' "$((10#$value))"
+		export "${name?}"
+	done
 	export TALLY_MAX_CONNECTIONS TALLY_MAX_FDS TALLY_FCGI_BACKLOG
 }
 

@@ -191,6 +191,9 @@ TALLY_LISTEN: "0.0.0.0"
 TALLY_PORT: {{ $v.web.port | quote }}
 TALLY_INTERNAL_LISTEN: "0.0.0.0"
 TALLY_INTERNAL_PORT: {{ $v.web.internalPort | quote }}
+TALLY_READ_IDLE: {{ $v.web.idleTimeouts.read | quote }}
+TALLY_WRITE_IDLE: {{ $v.web.idleTimeouts.write | quote }}
+TALLY_KEEP_ALIVE_IDLE: {{ $v.web.idleTimeouts.keepAlive | quote }}
 {{- /* lighttpd's connection limits derive from the web container's
        memory limit (scripts/lib.sh, tally_conn_limits; README,
        "Connection limits"); the responders' backlogs follow them. */}}
