@@ -100,6 +100,84 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
+# --- connection limits -------------------------------------------------------
+
+# The memory a connection may make lighttpd hold, and what lighttpd needs
+# besides (README, "Connection limits"): measured 99 KiB for a connection
+# with 16 KB of headers and a 16 KiB partial body (the largest request
+# lighttpd.conf lets through; 49 KiB with 7.6 KB of headers), and 3 MiB
+# at rest, for each of the two lighttpd processes. Connections may use
+# two thirds of the memory limit.
+TALLY_CONN_BYTES=$((112 * 1024))
+TALLY_BASE_BYTES=$((16 * 1024 * 1024))
+
+# tally_conn_limits: the limits lighttpd and spawn-fcgi are started with,
+# all derived from TALLY_MAX_CONNECTIONS (README, "Connection limits"),
+# the most client connections lighttpd holds at once; more wait in the
+# kernel's listen queue. Unset, it is derived from TALLY_MEMORY_LIMIT
+# (bytes: the web container's memory limit, which the chart passes),
+# (limit x 2/3 - TALLY_BASE_BYTES) / TALLY_CONN_BYTES, at most what the
+# open-file limit allows; with neither, 4096. Each connection that reaches a
+# responder holds two descriptors (client, responder), and lighttpd stops
+# accepting at 90% of server.max-fds, so TALLY_MAX_FDS is 2/0.9 of the
+# connections plus 64 for its listeners and files. TALLY_FCGI_BACKLOG, the
+# listen backlog of each responder's socket, holds every connection
+# lighttpd can open to it, so a burst never finds a full backlog (lighttpd
+# then fails the request). Returns 1 on a bad value or a limit above what
+# this process may open.
+tally_conn_limits() {
+	local n=${TALLY_MAX_CONNECTIONS:-} hard mem=${TALLY_MEMORY_LIMIT:-}
+	hard=$(ulimit -Hn)
+	if [[ -z $n && -n $mem ]]; then
+		if [[ ! $mem =~ ^[0-9]+$ ]]; then
+			say "TALLY_MEMORY_LIMIT must be a number of bytes, not \"$mem\""
+			return 1
+		fi
+		n=$(((10#$mem * 2 / 3 - TALLY_BASE_BYTES) / TALLY_CONN_BYTES))
+		if ((n < 16)); then
+			say "TALLY_MEMORY_LIMIT=$mem leaves room for $n connections; give lighttpd at least $(((16 * TALLY_CONN_BYTES + TALLY_BASE_BYTES) * 3 / 2)) bytes"
+			return 1
+		fi
+		# at most what the open files allow (2n/0.9 + 64 of them)
+		if [[ $hard != unlimited ]] && ((n * 20 / 9 + 64 > hard)); then
+			n=$(((hard - 64) * 9 / 20))
+		fi
+	fi
+	n=${n:-4096}
+	if [[ ! $n =~ ^[0-9]+$ ]] || ((n < 16 || n > 100000)); then
+		say "TALLY_MAX_CONNECTIONS must be a whole number from 16 to 100000, not \"$n\""
+		return 1
+	fi
+	TALLY_MAX_CONNECTIONS=$((10#$n))
+	TALLY_MAX_FDS=$((TALLY_MAX_CONNECTIONS * 20 / 9 + 64))
+	TALLY_FCGI_BACKLOG=$TALLY_MAX_CONNECTIONS
+	if [[ $hard != unlimited ]] && ((TALLY_MAX_FDS > hard)); then
+		say "TALLY_MAX_CONNECTIONS=$TALLY_MAX_CONNECTIONS needs $TALLY_MAX_FDS open files; the limit here is $hard"
+		return 1
+	fi
+	# The kernel caps every backlog at net.core.somaxconn.
+	if [[ -r /proc/sys/net/core/somaxconn ]] &&
+		(($(</proc/sys/net/core/somaxconn) < TALLY_FCGI_BACKLOG)); then
+		say "warning: net.core.somaxconn ($(</proc/sys/net/core/somaxconn)) is below TALLY_MAX_CONNECTIONS ($TALLY_MAX_CONNECTIONS): a burst may find a responder's backlog full"
+	fi
+	# lighttpd's idle timeouts, checked and given their defaults: how long
+	# an idle or slow client may hold a connection, in seconds:
+	# waiting for (the rest of) a request, for it to read the answer,
+	# between requests on a kept connection.
+	local pair name value
+	for pair in TALLY_READ_IDLE:15 TALLY_WRITE_IDLE:30 TALLY_KEEP_ALIVE_IDLE:5; do
+		name=${pair%%:*}
+		value=${!name:-${pair#*:}}
+		if [[ ! $value =~ ^[0-9]+$ ]] || ((10#$value < 1 || 10#$value > 3600)); then
+			say "$name must be a whole number of seconds from 1 to 3600, not \"$value\""
+			return 1
+		fi
+		printf -v "$name" '%d' "$((10#$value))"
+		export "${name?}"
+	done
+	export TALLY_MAX_CONNECTIONS TALLY_MAX_FDS TALLY_FCGI_BACKLOG
+}
+
 # --- bounded waits -----------------------------------------------------------
 
 # wait_until SECONDS COMMAND...: runs the command every 0.1 s until it
@@ -138,6 +216,23 @@ wait_child() {
 
 # Is the process gone?
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# tally_internal_port: the internal listener's port (lighttpd-internal.conf:
+# /livez, /healthz, /metrics), TALLY_INTERNAL_PORT or TALLY_PORT + 1.
+tally_internal_port() {
+	echo "${TALLY_INTERNAL_PORT:-$((${TALLY_PORT:-8080} + 1))}"
+}
+
+# responder_alive NAME SECONDS: is the responder tally-NAME serving? Its
+# parent process touches $TALLY_RUN_DIR/tally-NAME.alive every second
+# while each of its workers beats (src/responder.c, the watchdog); a file
+# older than SECONDS means a worker has stopped serving, or the parent
+# itself has. The chart's probes of the responder containers run this.
+responder_alive() {
+	local file=${TALLY_RUN_DIR:-/run/tally}/tally-$1.alive mtime
+	mtime=$(stat -c %Y "$file" 2>/dev/null) || return 1
+	(($(date +%s) - mtime <= $2))
+}
 
 # Does the URL answer at all (any HTTP status)?
 http_answers() { curl -s -o /dev/null --max-time 1 "$1"; }

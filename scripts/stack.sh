@@ -12,6 +12,8 @@
 #   TALLY_WWW_DIR    the page (www/)
 #   TALLY_CONF_DIR   lighttpd.conf (etc/)
 #   TALLY_LISTEN, TALLY_PORT   where lighttpd listens (127.0.0.1, 8080)
+#   TALLY_INTERNAL_PORT  the internal listener's port on 127.0.0.1
+#                    (TALLY_PORT + 1): /livez, /healthz, /metrics
 #   STACK_LOG_DIR    if set, each part logs to a file there, else to stderr
 #   STACK_ACCESS_LOG if set, lighttpd's access log goes to this file (at
 #                    10 MB it becomes FILE.1 and FILE starts again) and a
@@ -547,7 +549,8 @@ stack_keeper() {
 	trap 'stopping=1; [[ $child -gt 0 ]] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
 	while ((stopping == 0)); do
 		# shellcheck disable=SC2086 # the wrapper is a command line
-		(stack_exec_as_user spawn-fcgi -n -s "$sock" -M 0660 -- \
+		(stack_exec_as_user spawn-fcgi -n -s "$sock" -M 0660 \
+			-b "$TALLY_FCGI_BACKLOG" -- \
 			${TALLY_RESPONDER_WRAPPER:-} "$TALLY_BIN_DIR/tally-$name") &
 		child=$!
 		wait_child "$child" && rc=0 || rc=$?
@@ -575,6 +578,7 @@ stack_responder_start() {
 stack_responders_start() {
 	local name
 	stack_mkdir 0750 "$STACK_DIR/run" || return 1
+	tally_conn_limits || return 1
 	export TALLY_RUN_DIR="$STACK_DIR/run" TALLY_SOCKET_DIR="$STACK_DIR/run"
 	stack_as_user rm -f "$STACK_DIR/run/stats"
 	for name in "${TALLY_RESPONDERS[@]}"; do
@@ -589,15 +593,15 @@ stack_responders_start() {
 # --- lighttpd ----------------------------------------------------------------
 
 # The environment lighttpd gets, as NAME=VALUE words: PATH and the TALLY_*
-# settings its configuration reads, nothing else (no DATABASE_URL, no
-# PGPASSWORD: it faces the internet).
+# settings its configuration ($1, lighttpd.conf by default) reads,
+# nothing else (no DATABASE_URL, no PGPASSWORD: it faces the internet).
 stack_lighttpd_env() {
 	local name
 	echo "PATH=$PATH"
 	while read -r name; do
 		name=${name#env.}
 		[[ -v $name ]] && echo "$name=${!name}"
-	done < <(grep -o 'env\.TALLY_[A-Z0-9_]*' "$TALLY_CONF_DIR/lighttpd.conf" | sort -u)
+	done < <(grep -o 'env\.TALLY_[A-Z0-9_]*' "$TALLY_CONF_DIR/${1:-lighttpd.conf}" | sort -u)
 }
 
 # stack_access_log_writer FILE: appends the access log on stdin to FILE
@@ -636,12 +640,40 @@ stack_access_log_writer() {
 		END { summary() }'
 }
 
+# Starts the internal listener (lighttpd-internal.conf: /livez, /healthz,
+# /metrics) on 127.0.0.1, port tally_internal_port, and waits until it
+# listens there and answers: the health checks use it, so a client that
+# exhausts the public listener does not blind them.
+stack_lighttpd_internal_start() {
+	local log pid env=() port
+	port=$(tally_internal_port)
+	# shellcheck disable=SC2034 # read by stack_lighttpd_env
+	local TALLY_INTERNAL_LISTEN=127.0.0.1 TALLY_INTERNAL_PORT=$port
+	log=$(stack_log_target lighttpd-internal) || return 1
+	mapfile -t env < <(stack_lighttpd_env lighttpd-internal.conf)
+	# shellcheck disable=SC2016
+	(stack_exec_as_user env -i "${env[@]}" bash -c \
+		'exec lighttpd -D -f "$1" 2> >(exec cat >&2)' \
+		lighttpd "$TALLY_CONF_DIR/lighttpd-internal.conf") >>"$log" 2>&1 </dev/null 3>&- &
+	pid=$!
+	stack_pid_save lighttpd-internal "$pid"
+	if ! wait_until 15 stack_listens "$pid" "$TALLY_INTERNAL_PORT" ||
+		! wait_until 15 http_answers "http://127.0.0.1:$TALLY_INTERNAL_PORT/livez"; then
+		say "the internal listener (PID $pid, its messages in $log) does not answer on port $TALLY_INTERNAL_PORT;" \
+			"the port is in use by $(stack_port_users "$TALLY_INTERNAL_PORT" || echo nobody)"
+		return 1
+	fi
+}
+
 # Starts lighttpd, and waits until it is the one that listens on
 # TALLY_PORT and answers there: another server's answer is not its.
+# The internal listener first (stack_lighttpd_internal_start).
 stack_lighttpd_start() {
 	local log pid env=() TALLY_ACCESS_LOG=${TALLY_ACCESS_LOG:-/dev/stderr}
 	export TALLY_LISTEN=${TALLY_LISTEN:-127.0.0.1} TALLY_PORT=${TALLY_PORT:-8080}
 	export TALLY_SOCKET_DIR="$STACK_DIR/run"
+	tally_conn_limits || return 1
+	stack_lighttpd_internal_start || return 1
 	log=$(stack_log_target lighttpd) || return 1
 	stack_mkdir_own 0755 "$STACK_DIR/pid" || return 1
 	if [[ -n ${STACK_ACCESS_LOG:-} ]]; then
@@ -742,6 +774,7 @@ stack_stop_part() {
 stack_stop() {
 	local name pids=()
 	stack_stop_part lighttpd INT 15
+	stack_stop_part lighttpd-internal INT 15
 	for name in "${TALLY_RESPONDERS[@]}"; do
 		stack_stop_part "$name" TERM 15 &
 		pids+=($!)

@@ -2,12 +2,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,6 +33,13 @@
 #define QUICK_DEATH_S	1
 #define RESTART_DELAY_MS 1000
 #define MAX_PROCESSES	64
+/* The watchdog: a worker's heartbeat thread beats every BEAT_MS; the
+ * parent touches its alive file (ALIVE_SUFFIX, for probes) every
+ * ALIVE_MS while every worker's beat is younger than FRESH_MS. */
+#define BEAT_MS		250
+#define FRESH_MS	2000
+#define ALIVE_MS	1000
+#define ALIVE_SUFFIX	".alive"
 
 /* What the threads of one worker process share: the responder, its
  * handler's state, and the bound on a peer's reads and writes. */
@@ -64,6 +73,57 @@ static pthread_cond_t		 jobs_room = PTHREAD_COND_INITIALIZER;
 static struct job		*jobs_free;
 static unsigned int		 jobs_alive, jobs_max;
 static __thread int		 deferred_here;
+
+/*
+ * The watchdog. The parent maps beats, one per worker slot, shared with
+ * its workers. A worker's heartbeat thread stores the time in its own
+ * entry every BEAT_MS, or, while requests are in service (busy), the
+ * last time one was read or ended (progress_ms). So a beat stops when
+ * the process is stopped or its heartbeat thread cannot run, and also
+ * when its requests stop moving (a thread spinning, or waiting on a lock
+ * that is never released). The parent kills a worker whose beat is
+ * older than TALLY_WATCHDOG_TIMEOUT and starts another.
+ */
+static int64_t			*beats;		/* MAX_PROCESSES, atomic */
+static unsigned int		 beat_slot;	/* this worker's entry */
+static unsigned int		 busy;		/* atomic */
+static int64_t			 progress_ms;	/* atomic */
+static int			 beating = 1;	/* atomic */
+
+static void
+work_began(void)
+{
+	__atomic_store_n(&progress_ms, monotonic_ms(), __ATOMIC_RELAXED);
+	__atomic_add_fetch(&busy, 1, __ATOMIC_RELAXED);
+}
+
+static void
+work_ended(void)
+{
+	__atomic_store_n(&progress_ms, monotonic_ms(), __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&busy, 1, __ATOMIC_RELAXED);
+}
+
+static void *
+heartbeat_run(void *arg)
+{
+	struct timespec	pause = { 0, BEAT_MS * 1000 * 1000 };
+	int64_t		beat, progress;
+
+	(void)arg;
+	while (__atomic_load_n(&beating, __ATOMIC_RELAXED)) {
+		beat = monotonic_ms();
+		if (__atomic_load_n(&busy, __ATOMIC_RELAXED) > 0) {
+			progress = __atomic_load_n(&progress_ms,
+			    __ATOMIC_RELAXED);
+			if (progress < beat)
+				beat = progress;
+		}
+		__atomic_store_n(&beats[beat_slot], beat, __ATOMIC_RELEASE);
+		nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
 
 static void
 on_wake(int sig)
@@ -228,6 +288,7 @@ responder_done(struct request *req)
 		j->fcgx.ipcFd = -1;
 	}
 	job_put(j);
+	work_ended();
 }
 
 /* Serves the job's request; returns 1 if the handler deferred it (the
@@ -271,10 +332,13 @@ worker_run(void *arg)
 			break;
 		if (next_request(&j->fcgx, w->sv->io_timeout_s) != 0)
 			continue;
+		work_began();
 		if (serve(j, w->sv))
-			j = NULL;
-		else
+			j = NULL;	/* work_ended() in responder_done */
+		else {
 			responder_finish(&j->fcgx);
+			work_ended();
+		}
 	}
 	if (j != NULL) {
 		FCGX_Free(&j->fcgx, 1);
@@ -316,9 +380,14 @@ run_workers(const struct responder *r, const struct settings *cfg)
 	struct serving	 sv = { r, NULL, cfg->io_timeout_s };
 	struct worker	*w;
 	pthread_attr_t	 attr;
+	pthread_t	 heartbeat;
 	struct timespec	 pause = { 0, 50 * 1000 * 1000 };
 	unsigned int	 i, n = cfg->threads, alive;
 
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, THREAD_STACK);
+	if (pthread_create(&heartbeat, &attr, heartbeat_run, NULL) != 0)
+		log_fatal("cannot start a thread", NULL);
 	/* Mapped here, not inherited: each new worker checks the file and
 	 * repairs a truncated one. */
 	stats_open(cfg->run_dir);
@@ -329,8 +398,6 @@ run_workers(const struct responder *r, const struct settings *cfg)
 	}
 	if ((w = calloc(n, sizeof(*w))) == NULL)
 		log_fatal("out of memory", NULL);
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, THREAD_STACK);
 	for (i = 0; i < n; i++) {
 		w[i].sv = &sv;
 		if (pthread_create(&w[i].thread, &attr, worker_run, &w[i]) != 0)
@@ -359,17 +426,25 @@ run_workers(const struct responder *r, const struct settings *cfg)
 		pthread_join(w[i].thread, NULL);
 	free(w);
 	r->stop(sv.ctx);	/* ends the requests handed over */
+	__atomic_store_n(&beating, 0, __ATOMIC_RELAXED);
+	pthread_join(heartbeat, NULL);
 	jobs_free_all();
 	return 0;
 }
 
 static pid_t
-spawn_worker(const struct responder *r, const struct settings *cfg)
+spawn_worker(const struct responder *r, const struct settings *cfg,
+    unsigned int slot)
 {
-	pid_t	parent = getpid(), pid = fork();
+	pid_t	parent = getpid(), pid;
 
-	if (pid != 0)
+	/* A new worker is not fresh (the alive file waits) until its first
+	 * beat, for which it has TALLY_WATCHDOG_TIMEOUT less FRESH_MS. */
+	__atomic_store_n(&beats[slot], monotonic_ms() - FRESH_MS,
+	    __ATOMIC_RELEASE);
+	if ((pid = fork()) != 0)
 		return pid;
+	beat_slot = slot;
 	/* The child stops with its parent, whatever kills the parent (the
 	 * parent may be pid 1, in a container: compare with its own pid). */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
@@ -387,17 +462,19 @@ spawn_worker(const struct responder *r, const struct settings *cfg)
  */
 struct slot {
 	pid_t		pid;		/* -1: not running */
+	int		killed;		/* by the watchdog */
 	int64_t		started_ms;
 	int64_t		restart_ms;	/* start again at this time */
 };
 
 static void
-slot_start(struct slot *sl, const struct responder *r,
+slot_start(struct slot *slots, unsigned int i, const struct responder *r,
     const struct settings *cfg)
 {
-	sl->pid = spawn_worker(r, cfg);
-	sl->started_ms = monotonic_ms();
-	sl->restart_ms = 0;
+	slots[i].pid = spawn_worker(r, cfg, i);
+	slots[i].started_ms = monotonic_ms();
+	slots[i].restart_ms = 0;
+	slots[i].killed = 0;
 }
 
 /* Logs a worker's death and schedules its restart. */
@@ -444,7 +521,70 @@ restart_workers(struct slot *slots, unsigned int n,
 
 	for (i = 0; i < n; i++)
 		if (slots[i].pid == -1 && monotonic_ms() >= slots[i].restart_ms)
-			slot_start(&slots[i], r, cfg);
+			slot_start(slots, i, r, cfg);
+}
+
+/*
+ * Kills every worker whose beat is older than the watchdog's timeout
+ * (it is then reaped and started again like any that died), and touches
+ * the alive file while every worker beats: a probe that finds the file
+ * older than a few seconds knows this responder is not serving, or that
+ * this parent process itself has stopped. Returns the time of the last
+ * touch.
+ */
+static int64_t
+watch_workers(struct slot *slots, unsigned int n, unsigned int timeout_s,
+    int alive_fd, int64_t touched_ms)
+{
+	char		pidbuf[16], agebuf[32];
+	int64_t		now = monotonic_ms(), age;
+	unsigned int	i;
+	int		fresh = 1;
+
+	for (i = 0; i < n; i++) {
+		if (slots[i].pid <= 0) {
+			fresh = 0;
+			continue;
+		}
+		age = now - __atomic_load_n(&beats[i], __ATOMIC_ACQUIRE);
+		if (age > FRESH_MS)
+			fresh = 0;
+		if (age > (int64_t)timeout_s * 1000 && !slots[i].killed) {
+			snprintf(pidbuf, sizeof(pidbuf), "%d", (int)slots[i].pid);
+			snprintf(agebuf, sizeof(agebuf), "%.1f",
+			    (double)age / 1000.0);
+			log_error("worker process stopped serving; killing it "
+			    "to start another", "pid", pidbuf, "seconds",
+			    agebuf, NULL);
+			kill(slots[i].pid, SIGKILL);
+			slots[i].killed = 1;
+		}
+	}
+	if (fresh && alive_fd >= 0 && now - touched_ms >= ALIVE_MS) {
+		(void)futimens(alive_fd, NULL);
+		touched_ms = now;
+	}
+	return touched_ms;
+}
+
+/* Opens (creating it) the alive file, run_dir/NAME.alive; -1 after
+ * logging why. */
+static int
+alive_open(const char *run_dir, const char *name)
+{
+	char	path[4096];
+	int	fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s%s", run_dir, name,
+	    ALIVE_SUFFIX) >= sizeof(path)) {
+		log_error("the run directory's name is too long", NULL);
+		return -1;
+	}
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0640)) < 0)
+		log_error("cannot open the alive file", "path", path,
+		    "error", strerror(errno), NULL);
+	return fd;
 }
 
 /* Sends SIGTERM to every worker and waits until all have exited (each
@@ -472,14 +612,24 @@ run_parent(const struct responder *r, const struct settings *cfg)
 	unsigned int	 i, n = cfg->processes;
 	sigset_t	 set;
 	struct timespec	 tick = { 0, 100 * 1000 * 1000 };
-	int		 sig;
+	int		 sig, alive_fd;
+	int64_t		 touched_ms = 0;
 
 	/* Several workers take turns at the database (turn.h); the turn
 	 * is shared by every worker, also by those started again later. */
 	if (n > 1)
 		(void)turn_init();
+	/* anonymous: the descriptor -1 is what mmap(2) asks for */
+	beats = mmap(NULL, MAX_PROCESSES * sizeof(*beats),
+	    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	    /* cppcheck-suppress invalidFunctionArg */
+	    -1, 0);
+	if (beats == MAP_FAILED)
+		log_fatal("cannot map the workers' heartbeats", "error",
+		    strerror(errno), NULL);
+	alive_fd = alive_open(cfg->run_dir, r->name);
 	for (i = 0; i < n; i++)
-		slot_start(&slots[i], r, cfg);
+		slot_start(slots, i, r, cfg);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -492,8 +642,13 @@ run_parent(const struct responder *r, const struct settings *cfg)
 		}
 		reap_workers(slots, n);
 		restart_workers(slots, n, r, cfg);
+		touched_ms = watch_workers(slots, n, cfg->watchdog_s, alive_fd,
+		    touched_ms);
 	}
 	stop_workers(slots, n);
+	if (alive_fd >= 0)
+		close(alive_fd);
+	munmap(beats, MAX_PROCESSES * sizeof(*beats));
 	return 0;
 }
 

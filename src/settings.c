@@ -32,6 +32,8 @@ static const struct uint_setting uint_settings[] = {
 	    offsetof(struct settings, idem_retention_s), 86400, 1, 31536000 },
 	{ "TALLY_IDEMPOTENCY_MAX_KEYS",
 	    offsetof(struct settings, idem_max_keys), 10000000, 1, 2000000000 },
+	{ "TALLY_WATCHDOG_TIMEOUT", offsetof(struct settings, watchdog_s),
+	    8, 2, 3600 },
 };
 
 static int

@@ -4,7 +4,8 @@
 --   get         the URL's path, GET (the default)
 --   post        POST with an empty body ("Content-Length: 0")
 --   post-keyed  the same, each with its own Idempotency-Key header
---   mixed       GET /time, /read, /healthz, /metrics and POST /write in turn
+--   mixed       GET /time, /read, /healthz, /livez and POST /write in turn
+--               (/metrics is on the internal listener, not the public one)
 -- BENCH_RUN_ID makes the keys unique across runs.
 --
 -- At the end wrk prints, tab-separated after the word "bench-result":
@@ -59,7 +60,7 @@ if mode == "mixed" then
 			wrk.format("GET", "/read", {}, nil),
 			wrk.format("POST", "/write", {}, ""),
 			wrk.format("GET", "/healthz", {}, nil),
-			wrk.format("GET", "/metrics", {}, nil),
+			wrk.format("GET", "/livez", {}, nil),
 		}
 	end
 	function request()

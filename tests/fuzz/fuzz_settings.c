@@ -32,6 +32,7 @@ static const struct variable variables[] = {
 	    (long)offsetof(struct settings, idem_retention_s), 0 },
 	{ "TALLY_IDEMPOTENCY_MAX_KEYS",
 	    (long)offsetof(struct settings, idem_max_keys), 0 },
+	{ "TALLY_WATCHDOG_TIMEOUT", (long)offsetof(struct settings, watchdog_s), 0 },
 	{ "TALLY_TRUSTED_PROXIES", -1, 0 },
 	{ "TALLY_RUN_DIR", -1, 0 },
 };

@@ -74,7 +74,7 @@ assert_api_headers() {
 @test "wrong methods get 405 with Allow and a JSON error that names the same methods" {
 	local spec method path allow
 	for spec in "POST /time GET, HEAD" "PUT /read GET, HEAD" "DELETE /healthz GET, HEAD" \
-		"POST /livez GET, HEAD" "GET /write POST" "PUT /write POST" "POST /metrics GET, HEAD"; do
+		"POST /livez GET, HEAD" "GET /write POST" "PUT /write POST"; do
 		read -r method path allow <<<"$spec"
 		http "$method" "$path" -d ''
 		assert_equal "$HTTP_STATUS" 405
@@ -84,6 +84,27 @@ assert_api_headers() {
 		assert_equal "$(jq -r 'keys | join(" ")' <<<"$HTTP_BODY")" "allow error"
 		assert_api_headers
 	done
+	http_internal POST /metrics -d ''
+	assert_equal "$HTTP_STATUS" 405
+	assert_equal "$(header allow)" "GET, HEAD"
+	assert_equal "$(jq -r .error <<<"$HTTP_BODY")" "method not allowed"
+}
+
+@test "/metrics only on the internal listener: 404 JSON on the public one" {
+	http GET /metrics
+	assert_equal "$HTTP_STATUS" 404
+	[[ $(jq -r .error <<<"$HTTP_BODY") == "not found"* ]]
+	[[ $HTTP_BODY != *tally_db_up* ]]
+	http_internal GET /metrics
+	assert_equal "$HTTP_STATUS" 200
+	grep -q '^tally_db_up 1$' <<<"$HTTP_BODY"
+	# the internal listener serves nothing else
+	for path in /time /read /write / /index.html; do
+		http_internal GET "$path"
+		assert_equal "$path $HTTP_STATUS" "$path 403"
+	done
+	http_internal GET /livez
+	assert_equal "$HTTP_STATUS" 200
 }
 
 @test "write does not count on 405: GET /write leaves the counter alone" {
@@ -103,13 +124,16 @@ assert_api_headers() {
 }
 
 @test "API answers ignore Range: 200 with the whole body, no Accept-Ranges; the page keeps ranges" {
-	local path whole range
+	local path whole range base
 	for path in /time /read /healthz /livez /metrics; do
-		http GET "$path"
+		# (/metrics: on the internal listener)
+		base=$TALLY_URL
+		[[ $path != /metrics ]] || base=$TALLY_INTERNAL_URL
+		TALLY_URL=$base http GET "$path"
 		assert_equal "$path $HTTP_STATUS" "$path 200"
 		assert_equal "$path $(header accept-ranges)" "$path "
 		for range in 0-5 100- -3 5-1 99999-; do
-			http GET "$path" -H "Range: bytes=$range"
+			TALLY_URL=$base http GET "$path" -H "Range: bytes=$range"
 			assert_equal "$path $range $HTTP_STATUS" "$path $range 200"
 			assert_equal "$path $range $(header accept-ranges)" "$path $range "
 			assert_equal "$path $range $(header content-range)" "$path $range "

@@ -28,7 +28,7 @@ setup_file() {
 		scrape_configs:
 		  - job_name: tally
 		    static_configs:
-		      - targets: ["127.0.0.1:$TALLY_PORT"]
+		      - targets: ["${TALLY_INTERNAL_URL#http://}"]   # the internal listener
 	EOF
 	prometheus --config.file="$dir/prometheus.yml" \
 		--storage.tsdb.path="$dir/data" \

@@ -178,7 +178,7 @@ dev_up_start() {
 	env -u DATABASE_URL -u PGHOST -u STACK_DIR -u STACK_LOG_DIR \
 		-u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
 		TALLY_BUILDDIR="$TALLY_BUILDDIR" TALLY_VAR_DIR="$DEV_VAR_DIR" \
-		TALLY_PORT="$DEV_PORT" \
+		TALLY_PORT="$DEV_PORT" TALLY_INTERNAL_PORT="$(free_port)" \
 		"$@" "$TALLY_SRCDIR/dev" up >>"$DEV_VAR_DIR.log" 2>&1 </dev/null 3>&- &
 	DEV_PID=$!
 	echo "$DEV_PID" >"$BATS_FILE_TMPDIR/dev.pid"

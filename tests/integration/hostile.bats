@@ -16,7 +16,8 @@ setup_file() {
 	tally_stack_start
 }
 
-PATHS=(/time /read /write /healthz /livez /metrics)
+# (/metrics is served on the internal listener: see the test below)
+PATHS=(/time /read /write /healthz /livez)
 METHODS=(GET HEAD POST PUT DELETE PATCH OPTIONS TRACE)
 
 allowed_methods() {
@@ -66,6 +67,19 @@ head_answer() {
 				jq -e 'type == "object"' <<<"$HTTP_BODY" >/dev/null
 			fi
 		done
+	done
+	# /metrics, on the internal listener: the same rules
+	for method in "${METHODS[@]}"; do
+		[[ $method == HEAD ]] && continue
+		http_internal "$method" /metrics -d ''
+		if [[ $method == GET ]]; then
+			assert_equal "$method /metrics $HTTP_STATUS" "$method /metrics 200"
+			assert_equal "$(header content-type)" "text/plain; version=0.0.4; charset=utf-8"
+		else
+			assert_equal "$method /metrics $HTTP_STATUS" "$method /metrics 405"
+			assert_equal "$(header allow)" "GET, HEAD"
+			assert_equal "$(header content-type)" "application/json"
+		fi
 	done
 	# only the one POST /write counted
 	assert_equal "$(counter_value)" "$((before + 1))"

@@ -25,10 +25,11 @@ teardown_file() {
 # database, without the schema step (such a URL cannot connect); sets
 # SECOND_DIR and SECOND_URL.
 second_stack_start() {
-	local -x STACK_DIR STACK_LOG_DIR DATABASE_URL=$2 TALLY_PORT
+	local -x STACK_DIR STACK_LOG_DIR DATABASE_URL=$2 TALLY_PORT TALLY_INTERNAL_PORT
 	STACK_DIR=$(mktemp -d /tmp/tally-test-secret.XXXXXX)
 	STACK_LOG_DIR=$STACK_DIR/log
 	TALLY_PORT=$(free_port)
+	TALLY_INTERNAL_PORT=$(free_port)
 	mkdir -p "$BATS_FILE_TMPDIR/second-$1"
 	echo "$STACK_DIR" >"$BATS_FILE_TMPDIR/second-$1/stack"
 	SECOND_DIR=$STACK_DIR
@@ -158,7 +159,8 @@ no_piece_in() {
 	chmod 0755 "$dir"
 	port=$(free_port)
 	DATABASE_URL="postgresql://tally_dev:$secret@/tally?host=$pg_socket" \
-		TALLY_VAR_DIR="$dir/var" TALLY_PORT=$port TALLY_BUILDDIR="$TALLY_BUILDDIR" \
+		TALLY_VAR_DIR="$dir/var" TALLY_PORT=$port TALLY_INTERNAL_PORT="$(free_port)" \
+		TALLY_BUILDDIR="$TALLY_BUILDDIR" \
 		STACK_LOG_DIR='' "$TALLY_SRCDIR/dev" up >"$dir/dev.out" 2>&1 </dev/null 3>&- &
 	echo $! >"$dir/dev.pid"
 	wait_until 120 grep -q 'tally is serving' "$dir/dev.out"

@@ -25,9 +25,9 @@ teardown() {
 RULES_DIR="$TALLY_SRCDIR/etc/prometheus"
 DASHBOARD="$TALLY_SRCDIR/etc/grafana/tally.json"
 
-# scrape: GET /metrics into METRICS.
+# scrape: GET /metrics (the internal listener) into METRICS.
 scrape() {
-	http GET /metrics
+	http_internal GET /metrics
 	assert_equal "$HTTP_STATUS" 200
 	METRICS=$HTTP_BODY
 }

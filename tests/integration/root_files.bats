@@ -108,7 +108,7 @@ restart_part() {
 	stack_as_user rm -f "$STACK_DIR/run/metrics.pid"
 	restart_part metrics
 	assert_equal "$(cat "$VICTIM_FILE")" "keep me"
-	assert answers_200 GET /metrics
+	TALLY_URL=$TALLY_INTERNAL_URL assert answers_200 GET /metrics
 }
 
 @test "a symbolic link as a log file is not followed" {
@@ -125,7 +125,7 @@ restart_part() {
 	assert_output --partial "$STACK_DIR/run/log is not a directory of root's"
 	assert_equal "$(cat "$VICTIM_FILE")" "keep me"
 	restart_part metrics
-	assert answers_200 GET /metrics
+	TALLY_URL=$TALLY_INTERNAL_URL assert answers_200 GET /metrics
 }
 
 @test "PostgreSQL runs as its own user: lighttpd and the responders cannot signal it or read its files" {

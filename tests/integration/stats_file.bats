@@ -21,10 +21,12 @@ teardown_file() {
 # every_path_answers: true when every API path answers 200 once.
 every_path_answers() {
 	local path
-	for path in /time /read /healthz /livez /metrics; do
+	for path in /time /read /healthz /livez; do
 		[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$TALLY_URL$path") == 200 ]] ||
 			return 1
 	done
+	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$TALLY_INTERNAL_URL/metrics") == 200 ]] ||
+		return 1
 	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -d '' "$TALLY_URL/write") == 200 ]]
 }
 
@@ -55,7 +57,7 @@ stats_size() {
 	sleep 2
 	every_path_answers
 	assert_equal "$(responder_pids)" "$before"
-	http GET /metrics
+	http_internal GET /metrics
 	assert_equal "$HTTP_STATUS" 200
 	grep -q '^http_requests_total{path="/time"' <<<"$HTTP_BODY"
 	grep -q '^tally_stats_created_time_seconds ' <<<"$HTTP_BODY"

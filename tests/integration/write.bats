@@ -14,7 +14,7 @@ setup_file() {
 
 # The number of UPDATE statements the responders have run so far.
 increment_statements() {
-	curl -s "$TALLY_URL/metrics" |
+	curl -s "$TALLY_INTERNAL_URL/metrics" |
 		sed -n 's/^tally_db_query_duration_seconds_count{statement="increment"} //p'
 }
 

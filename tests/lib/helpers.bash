@@ -26,7 +26,8 @@ tally_stack_env() {
 	pg_path
 }
 
-# Starts a whole stack for this test file; exports TALLY_URL, STACK_DIR,
+# Starts a whole stack for this test file; exports TALLY_URL (the public
+# listener), TALLY_INTERNAL_URL (the internal one: probes, /metrics), STACK_DIR,
 # STACK_LOG_DIR and DATABASE_URL. Extra TALLY_* settings may be exported
 # before calling it. tally_stack_start DATABASE_URL uses that database
 # instead of a private cluster.
@@ -39,9 +40,14 @@ tally_stack_start() {
 	export TALLY_LISTEN=127.0.0.1 TALLY_PORT
 	TALLY_PORT=$(free_port)
 	export TALLY_URL="http://127.0.0.1:$TALLY_PORT"
+	# the internal listener's port for this stack only (a second stack
+	# that a test starts picks its own)
+	local internal
+	internal=$(free_port)
+	export TALLY_INTERNAL_URL="http://127.0.0.1:$internal"
 	unset DATABASE_URL PGHOST
 	if [[ -n $database ]]; then export DATABASE_URL=$database; fi
-	stack_start
+	TALLY_INTERNAL_PORT=$internal stack_start
 	export DATABASE_URL
 }
 
@@ -81,6 +87,12 @@ http() {
 	HTTP_BODY=$(<"$out")
 	HTTP_HEADERS=$(tr -d '\r' <"$hdr" | sed 's/^\([^:]*\):/\L\1:/')
 	rm -f "$out" "$hdr"
+}
+
+# http_internal METHOD PATH [curl options...]: the same on the internal
+# listener (/livez, /healthz, /metrics).
+http_internal() {
+	TALLY_URL=$TALLY_INTERNAL_URL http "$@"
 }
 
 # header NAME: the value of a header of the last http call ("" if none).

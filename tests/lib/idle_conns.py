@@ -10,13 +10,20 @@ partial  sends the start of a request (no blank line), then nothing
 slow     sends the start of a request, then one more header byte every
          --slow-every seconds (slowloris)
 
-Opens them all at once, keeps them for --hold seconds, then prints one JSON
-object: for each kind, how many were opened, how many the server closed,
-and the first and last time (seconds after opening) it closed one.
+Opens them all at once (at most 10,000; the soft open-file limit is
+raised to the hard one), waiting at most --open-timeout seconds for the
+server to take them: those it has not taken by then (they wait in its
+kernel's queue) count as "pending", and are held like the others. Prints
+{"opened": N, "pending": N} once they are open, keeps them for --hold
+seconds, then prints one JSON object: for each kind, how many were
+opened, how many the server closed, and the first and last time (seconds
+after opening) it closed one.
 """
 
 import argparse
+import errno
 import json
+import resource
 import selectors
 import socket
 import sys
@@ -32,23 +39,41 @@ class Conn:
         self.closed_after = None
 
 
-def open_all(host, port, counts):
-    conns, failed = [], {kind: 0 for kind in counts}
+def open_all(host, port, counts, open_timeout):
+    """Connects all at once, without blocking; returns the connections,
+    the failures by kind and how many were still pending at the end."""
+    conns, failed, waiting = [], {kind: 0 for kind in counts}, {}
+    sel = selectors.DefaultSelector()
     for kind, n in counts.items():
         for _ in range(n):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.settimeout(5)
-            try:
-                s.connect((host, port))
-                if kind != "idle":
-                    s.sendall(REQUEST_START)
-            except OSError:
+            s.setblocking(False)
+            err = s.connect_ex((host, port))
+            if err not in (0, errno.EINPROGRESS):
                 failed[kind] += 1
                 s.close()
                 continue
-            s.setblocking(False)
-            conns.append(Conn(kind, s))
-    return conns, failed
+            c = Conn(kind, s)
+            conns.append(c)
+            waiting[s.fileno()] = c
+            sel.register(s, selectors.EVENT_WRITE, c)
+    deadline = time.monotonic() + open_timeout
+    while waiting and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=max(deadline - time.monotonic(), 0.01)):
+            c = key.data
+            sel.unregister(c.sock)
+            del waiting[c.sock.fileno()]
+            if c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
+                failed[c.kind] += 1
+                conns.remove(c)
+                c.sock.close()
+            elif c.kind != "idle":
+                try:
+                    c.sock.send(REQUEST_START)
+                except OSError:
+                    pass	# seen as closed later
+    sel.close()
+    return conns, failed, len(waiting)
 
 
 def hold(conns, seconds, slow_every):
@@ -108,14 +133,20 @@ def main():
     ap.add_argument("--slow", type=int, default=0)
     ap.add_argument("--slow-every", type=float, default=2.0)
     ap.add_argument("--hold", type=float, default=20.0)
+    ap.add_argument("--open-timeout", type=float, default=10.0)
     args = ap.parse_args()
     counts = {"idle": args.idle, "partial": args.partial, "slow": args.slow}
-    if sum(counts.values()) > 5000 or min(counts.values()) < 0:
-        ap.error("at most 5000 connections in all")
-    if not 0 < args.hold <= 300:
-        ap.error("--hold must be at most 300 seconds")
-    conns, failed = open_all(args.host, args.port, counts)
-    print(json.dumps({"opened": len(conns)}), flush=True)
+    if sum(counts.values()) > 10000 or min(counts.values()) < 0:
+        ap.error("at most 10000 connections in all")
+    if not 0 < args.hold <= 300 or not 0 < args.open_timeout <= 60:
+        ap.error("--hold must be at most 300 seconds, --open-timeout 60")
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < sum(counts.values()) + 64:
+        ap.error(f"the open-file limit {hard} is too low")
+    conns, failed, pending = open_all(args.host, args.port, counts,
+                                      args.open_timeout)
+    print(json.dumps({"opened": len(conns), "pending": pending}), flush=True)
     hold(conns, args.hold, args.slow_every)
     print(json.dumps(report(conns, failed)), flush=True)
     for c in conns:

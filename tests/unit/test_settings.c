@@ -33,6 +33,8 @@ static const struct bound bounds[] = {
 	    offsetof(struct settings, idem_retention_s), 86400, 1, 31536000 },
 	{ "TALLY_IDEMPOTENCY_MAX_KEYS",
 	    offsetof(struct settings, idem_max_keys), 10000000, 1, 2000000000 },
+	{ "TALLY_WATCHDOG_TIMEOUT", offsetof(struct settings, watchdog_s),
+	    8, 2, 3600 },
 };
 #define NBOUNDS	(sizeof(bounds) / sizeof(bounds[0]))
 

@@ -112,6 +112,11 @@ app.kubernetes.io/part-of: tally
 {{/* Refuses settings that cannot work; rendered by every template that needs them. */}}
 {{- define "tally.validate" -}}
 {{- $v := .Values -}}
+{{- if eq (int $v.web.port) (int $v.web.internalPort) }}
+{{- fail "web.port and web.internalPort must differ: two lighttpd processes listen on them" }}
+{{- end }}
+{{- /* fails when web's memory limit leaves too few connections */}}
+{{- $_ := include "tally.web.connectionMemory" . -}}
 {{- if and (has $v.database.sslmode (list "verify-ca" "verify-full")) (not $v.database.caCert.existingSecret) }}
 {{- fail (printf "database.sslmode %s needs database.caCert.existingSecret (the CA that signed the server certificate)" $v.database.sslmode) }}
 {{- end }}
@@ -138,6 +143,20 @@ app.kubernetes.io/part-of: tally
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
+{{- end }}
+
+{{/* A Kubernetes memory quantity ("128Mi", "1G", 134217728) in bytes;
+     fails on a form it does not know (fractions, exponents). */}}
+{{- define "tally.bytes" -}}
+{{- $q := toString . -}}
+{{- if kindIs "float64" . }}{{ $q = int64 . | toString }}{{ end -}}
+{{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 -}}
+{{- $n := regexFind "^[0-9]+" $q -}}
+{{- $unit := trimPrefix $n $q -}}
+{{- if or (not $n) (and $unit (not (hasKey $units $unit))) -}}
+{{- fail (printf "memory quantity %q: use a whole number, with Ki, Mi, Gi, Ti, k, M, G or T or nothing" $q) -}}
+{{- end -}}
+{{- if $unit }}{{ mul (int64 $n) (get $units $unit) }}{{ else }}{{ $n }}{{ end -}}
 {{- end }}
 
 {{/* The non-secret environment of the responders and the migration,
@@ -170,6 +189,17 @@ TALLY_RUN_DIR: {{ include "tally.runDir" . | quote }}
 TALLY_SOCKET_DIR: {{ include "tally.runDir" . | quote }}
 TALLY_LISTEN: "0.0.0.0"
 TALLY_PORT: {{ $v.web.port | quote }}
+TALLY_INTERNAL_LISTEN: "0.0.0.0"
+TALLY_INTERNAL_PORT: {{ $v.web.internalPort | quote }}
+TALLY_READ_IDLE: {{ $v.web.idleTimeouts.read | quote }}
+TALLY_WRITE_IDLE: {{ $v.web.idleTimeouts.write | quote }}
+TALLY_KEEP_ALIVE_IDLE: {{ $v.web.idleTimeouts.keepAlive | quote }}
+{{- /* lighttpd's connection limits derive from the web container's
+       memory limit (scripts/lib.sh, tally_conn_limits; README,
+       "Connection limits"); the responders' backlogs follow them. */}}
+{{- with dig "resources" "limits" "memory" "" $v.web }}
+TALLY_MEMORY_LIMIT: {{ include "tally.bytes" . | quote }}
+{{- end }}
 {{- end }}
 
 {{/* PGPASSWORD from the Secret, as a container env list (or nothing). */}}
@@ -237,20 +267,29 @@ seccompProfile:
 {{- if eq (mod $ki 1024) 0 }}{{ printf "%dMi" (div $ki 1024) }}{{ else }}{{ printf "%dKi" $ki }}{{ end -}}
 {{- end }}
 
-{{/* How tally.web.minMemory is counted. lighttpd holds up to
-     server.max-connections connections (etc/lighttpd.conf: 4096); a
-     hostile client fills each with up to 8 KiB of headers and 16 KiB
-     of body (server.max-request-field-size, server.max-request-size),
-     in buffers that grow by doubling: 4,000 such connections took
-     lighttpd from 3 MB to 201 MB, about 50 KB each. Counted: 64 KiB a
-     connection (that measure and a quarter more as margin) and 16 MiB
-     for lighttpd itself, so 4096 x 64 KiB + 16 MiB = 272Mi. Keep
-     maxConnections in step with lighttpd.conf (README, "Vertical Pod
-     Autoscaler"). */}}
+{{/* How tally.web.minMemory is counted: what lighttpd's connection
+     limit needs. lighttpd holds up to TALLY_MAX_CONNECTIONS connections,
+     which scripts/lib.sh (tally_conn_limits) derives from the web
+     container's memory limit (TALLY_MEMORY_LIMIT, from
+     web.resources.limits.memory): (limit x 2/3 - 16 MiB) / 56 KiB, or
+     4096 without a limit. A hostile client fills each with headers and a
+     partial body: 99 KiB each with 16 KB of headers and 16 KiB of body.
+     Counted: 112 KiB a connection and 16 MiB for lighttpd itself, the
+     figures of lib.sh (TALLY_CONN_BYTES, TALLY_BASE_BYTES; helm/check
+     compares them), so 128Mi gives 633 connections and
+     633 x 112 KiB + 16 MiB = 87280Ki (README, "Connection limits"). */}}
 {{- define "tally.web.connectionMemory" -}}
-maxConnections: 4096
-perConnectionKi: 64
-lighttpdMi: 16
+{{- $limit := dig "resources" "limits" "memory" "" .Values.web -}}
+{{- $perKi := 112 -}}
+{{- $baseMi := 16 -}}
+{{- $max := 4096 -}}
+{{- if $limit -}}
+{{- $max = div (sub (div (mul (include "tally.bytes" $limit | int64) 2) 3) (mul $baseMi 1048576)) (mul $perKi 1024) -}}
+{{- if lt (int64 $max) 16 }}{{ fail (printf "web.resources.limits.memory %v leaves lighttpd room for %d connections; give it at least %dKi ((16 x %d KiB + %d MiB) x 3/2)" $limit (int64 $max) (div (mul (add (mul 16 $perKi) (mul $baseMi 1024)) 3) 2) $perKi $baseMi) }}{{ end -}}
+{{- end -}}
+maxConnections: {{ $max }}
+perConnectionKi: {{ $perKi }}
+lighttpdMi: {{ $baseMi }}
 {{- end }}
 
 {{/* "N connections x K KiB + M MiB", the sum behind tally.web.minMemory. */}}
