@@ -35,7 +35,7 @@ setup_file() {
 attack() {
 	local pid limit_kb=$((TALLY_MEMORY_LIMIT / 1024))
 	out="$BATS_TEST_TMPDIR/heavy-$1.json"
-	pid=$(<"$STACK_DIR/run/lighttpd.pid")
+	pid=$(stack_pid lighttpd)
 	assert_equal "$(ps -o comm= -p "$pid")" lighttpd
 	python3 "$TALLY_TEST_LIB/heavy_conns.py" 127.0.0.1 "$TALLY_PORT" "$pid" \
 		--conns 4000 --header-bytes "$1" --hold 10 --after "$2" --until-below 8192 >"$out"
