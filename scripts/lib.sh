@@ -103,7 +103,7 @@ print(s.getsockname()[1])'
 # --- connection limits -------------------------------------------------------
 
 # The memory a connection may make lighttpd hold, and what lighttpd needs
-# besides (README, "Connection limits"): measured 99 KiB for a connection
+# besides (docs/configuration.md, "Connection limits"): measured 99 KiB for a connection
 # with 16 KB of headers and a 16 KiB partial body (the largest request
 # lighttpd.conf lets through; 49 KiB with 7.6 KB of headers), and 3 MiB
 # at rest, for each of the two lighttpd processes. Connections may use
@@ -112,7 +112,8 @@ TALLY_CONN_BYTES=$((112 * 1024))
 TALLY_BASE_BYTES=$((16 * 1024 * 1024))
 
 # tally_conn_limits: the limits lighttpd and spawn-fcgi are started with,
-# all derived from TALLY_MAX_CONNECTIONS (README, "Connection limits"),
+# all derived from TALLY_MAX_CONNECTIONS (docs/configuration.md,
+# "Connection limits"),
 # the most client connections lighttpd holds at once; more wait in the
 # kernel's listen queue. Unset, it is derived from TALLY_MEMORY_LIMIT
 # (bytes: the web container's memory limit, which the chart passes),

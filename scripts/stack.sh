@@ -40,7 +40,7 @@
 #
 # Each responder runs under a keeper loop (stack_keeper) that starts it
 # again when it dies; the responder's own parent process in turn keeps its
-# worker processes running (TALLY_PROCESSES, see the README).
+# worker processes running (TALLY_PROCESSES, see docs/architecture.md).
 
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tally - TALLY_TRUSTED_PROXIES changes user_ip as the README describes.
+# tally - TALLY_TRUSTED_PROXIES changes user_ip as docs/api.md describes.
 
 load ../lib/helpers
 

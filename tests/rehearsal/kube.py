@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tally - kube.py: the chart's rendered manifests made playable by
-podman 4.3's "kube play", with the fewest changes (README, Deploy:
-"What the rehearsal changes in the rendered manifests").
+podman 4.3's "kube play", with the fewest changes (docs/operations.md,
+"The rehearsal: the chart's pods without a cluster").
 
     kube.py SECRETS RENDERED job OUT        the migration Job's pod
     kube.py SECRETS RENDERED pod NAME OUT   one pod of the Deployment, as
@@ -32,7 +32,7 @@ The changes, each because podman 4.3 does not do what Kubernetes does:
      own address instead, as in a cluster;
   7. kinds kube play cannot run are left out (Service, ServiceAccount,
      PodDisruptionBudget, NetworkPolicy, the helm test Pod); the Secrets
-     come from podman secrets made the way the README tells operators.
+     come from podman secrets made the way docs/operations.md tells operators.
 Nothing else changes: images, commands, environment, security contexts,
 probes' paths and timings, lifecycle hooks and resources are the chart's.
 """

@@ -14,7 +14,7 @@ struct bound {
 	unsigned int	 def, min, max;
 };
 
-/* What the README promises for each numeric setting. */
+/* What docs/settings.md promises for each numeric setting. */
 static const struct bound bounds[] = {
 	{ "TALLY_PROCESSES", offsetof(struct settings, processes), 1, 1, 64 },
 	/* unset: 0, the responder's own default */
