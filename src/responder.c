@@ -25,6 +25,7 @@
 #include "stats.h"
 #include "timestamp.h"
 #include "turn.h"
+#include "util.h"
 
 #define THREAD_STACK	(256 * 1024)
 #define WAKE_SIGNAL	SIGUSR1
@@ -59,6 +60,7 @@ struct worker {
 struct job {
 	FCGX_Request	 fcgx;
 	struct request	 req;
+	struct log_ctx	 log;		/* req's, for its log lines */
 	_Alignas(max_align_t) unsigned char scratch[RESPONDER_SCRATCH];
 	struct job	*next_free;
 };
@@ -183,7 +185,7 @@ skip_body(FCGX_Request *fcgx)
  * the connection is closed at once, which spares a sleep and a wake-up
  * per request.
  */
-void
+static void
 responder_finish(FCGX_Request *fcgx)
 {
 	if (fcgx->in != NULL && fcgx->in->isClosed &&
@@ -261,7 +263,13 @@ job_put(struct job *j)
 static struct job *
 job_of(struct request *req)
 {
-	return (struct job *)(void *)((char *)req - offsetof(struct job, req));
+	return container_of(req, struct job, req);
+}
+
+const struct log_ctx *
+responder_log(struct request *req)
+{
+	return &job_of(req)->log;
 }
 
 void *
@@ -296,12 +304,15 @@ responder_done(struct request *req)
 static int
 serve(struct job *j, const struct serving *sv)
 {
-	struct request	*req = &j->req;
+	struct request		*req = &j->req;
+	const struct log_ctx	*outer;
 
 	deferred_here = 0;
 	request_init(req, &j->fcgx);
-	log_set_request_id(req->request_id);
-	log_set_trace(req->trace_id, req->span_id);
+	j->log.request_id = req->request_id;
+	j->log.trace_id = req->trace_id;
+	j->log.span_id = req->span_id;
+	outer = log_enter(&j->log);
 	if ((sv->r->routes & ROUTE_BIT(req->route)) == 0)
 		response_error(req, 404, "not found", NULL);
 	else if ((sv->r->methods & METHOD_BIT(req->method)) == 0)
@@ -312,8 +323,8 @@ serve(struct job *j, const struct serving *sv)
 		    "send it once, spelled with '-'", NULL);
 	else
 		sv->r->handle(req, sv->ctx);
-	log_set_request_id(NULL);
-	log_set_trace(NULL, NULL);
+	/* only the address: a request handed over may be ended already */
+	log_leave(&j->log, outer);
 	return deferred_here;
 }
 
