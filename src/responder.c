@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
@@ -663,22 +664,40 @@ run_parent(const struct responder *r, const struct settings *cfg)
 	return 0;
 }
 
-/* --version, --help, or usage on stderr: the exit status, or -1 to run. */
+static void
+usage(FILE *f, const char *name)
+{
+	fprintf(f, "usage: %s [--help | --version]\n"
+	    "A tally FastCGI responder. It serves the listening socket on its "
+	    "standard input,\nas spawn-fcgi hands it over. Its TALLY_* "
+	    "settings: tally-responder(8).\n", name);
+}
+
+/* --version, --help (each alone), or usage on stderr: the exit status,
+ * or -1 to run. */
 static int
 arguments(const char *name, int argc, char **argv)
 {
-	if (argc == 1)
+	static const struct option	 longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int				 ch;
+
+	ch = getopt_long(argc, argv, "", longopts, NULL);
+	if (ch == -1 && optind == argc)
 		return -1;
-	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+	if (ch == 'V' && argc == 2) {
 		printf("%s %s\n", name, PACKAGE_VERSION);
 		return 0;
 	}
-	fprintf(argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
-	    "usage: %s [--help | --version]\n"
-	    "A tally FastCGI responder. It serves the listening socket on its "
-	    "standard input,\nas spawn-fcgi hands it over. Its TALLY_* "
-	    "settings: README.md, section \"Configuration\".\n", name);
-	return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+	if (ch == 'h' && argc == 2) {
+		usage(stdout, name);
+		return 0;
+	}
+	usage(stderr, name);
+	return 2;
 }
 
 int
