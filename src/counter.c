@@ -1,6 +1,7 @@
 /* tally - counter: the counter in PostgreSQL, with combined round trips. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,13 +57,16 @@ struct counter {
 	struct counter_call	**keyed;	/* batch_max long */
 };
 
+/* A bigint's text: returns 0 with *out set, or -1 if text is not one
+ * (empty, trailing characters, or out of range). */
 static int
 parse_value(const char *text, long long *out)
 {
 	char	*end;
 
+	errno = 0;
 	*out = strtoll(text, &end, 10);
-	return *text != '\0' && *end == '\0' ? 0 : -1;
+	return *text != '\0' && *end == '\0' && errno == 0 ? 0 : -1;
 }
 
 /* One row, one bigint column: returns 0 with *out set, or -1. */
