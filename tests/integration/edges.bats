@@ -303,6 +303,7 @@ time_answers() {
 		page=tally-responder
 		[[ $p != migrate ]] || page=tally-migrate
 		assert_output --partial "$page(8)"
+		[[ -f $TALLY_SRCDIR/man/$page.8 ]]
 		run "$TALLY_BUILDDIR/src/tally-$p" --no-such-option
 		assert_failure 2
 		assert_output --partial "usage: tally-$p"
