@@ -1,6 +1,7 @@
 /* tally - counter: the counter in PostgreSQL, with combined round trips. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,13 +57,16 @@ struct counter {
 	struct counter_call	**keyed;	/* batch_max long */
 };
 
+/* A bigint's text: returns 0 with *out set, or -1 if text is not one
+ * (empty, trailing characters, or out of range). */
 static int
 parse_value(const char *text, long long *out)
 {
 	char	*end;
 
+	errno = 0;
 	*out = strtoll(text, &end, 10);
-	return *text != '\0' && *end == '\0' ? 0 : -1;
+	return *text != '\0' && *end == '\0' && errno == 0 ? 0 : -1;
 }
 
 /* One row, one bigint column: returns 0 with *out set, or -1. */
@@ -82,20 +86,14 @@ single_value(PGresult *res, long long *out)
 }
 
 /* Completes the previous batch's calls (their answers are written) while
- * this batch waits for its turn or its statement. Each answer sets and
- * clears the thread's log context; this batch's is put back, so that
- * what its statement logs still names its first request. */
+ * this batch waits for its turn or its statement. Each answer enters its
+ * request's log context and leaves it for this batch's (log.h). */
 static void
 answer_previous(void *arg)
 {
 	struct counter	*cn = arg;
-	const char	*request_id = log_get_request_id();
-	const char	*trace_id = log_get_trace_id();
-	const char	*span_id = log_get_span_id();
 
 	batch_complete_previous(&cn->batch);
-	log_set_request_id(request_id);
-	log_set_trace(trace_id, span_id);
 }
 
 static struct counter_call *
@@ -349,13 +347,14 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 {
 	struct counter		*cn = ctx;
 	struct counter_call	*c;
+	/* Database errors logged now name the first request (items[0]
+	 * lives until the batch's calls are completed, after this). */
+	const struct log_ctx	*log = call_of(items[0])->log;
+	const struct log_ctx	*outer = log_enter(log);
 	long long		 unkeyed = 0;
 	size_t			 i, nkeyed = 0;
 	int			 turn;
 
-	/* Database errors logged now carry the first request's id. */
-	log_set_request_id(call_of(items[0])->request_id);
-	log_set_trace(call_of(items[0])->trace_id, call_of(items[0])->span_id);
 	/* Only with several workers: one alone has nobody to wait for,
 	 * and its statement checks the connection anyway. */
 	turn = turn_active() && db_ready(cn->db) == 0 &&
@@ -381,8 +380,7 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 		}
 	if (turn)
 		turn_give();
-	log_set_request_id(NULL);
-	log_set_trace(NULL, NULL);
+	log_leave(log, outer);
 	return n;
 }
 
@@ -451,24 +449,23 @@ counter_post(struct counter *cn, struct counter_call *c)
 	batch_post(&cn->batch, &c->item);
 }
 
+/* Runs c in a batch, waiting: returns 0, or -1 if it failed. */
 static int
-counter_call(struct counter *cn, struct counter_call *c)
+counter_submit(struct counter *cn, struct counter_call *c)
 {
 	batch_submit(&cn->batch, c);
 	return c->ok ? 0 : -1;
 }
 
 int
-counter_read(struct counter *cn, long long *value)
+counter_read(struct counter *cn, const struct log_ctx *log, long long *value)
 {
 	struct counter_call	c;
 
 	memset(&c, 0, sizeof(c));
 	c.op = COUNTER_READ;
-	c.request_id = log_get_request_id();
-	c.trace_id = log_get_trace_id();
-	c.span_id = log_get_span_id();
-	if (counter_call(cn, &c) != 0)
+	c.log = log;
+	if (counter_submit(cn, &c) != 0)
 		return -1;
 	*value = c.value;
 	return 0;

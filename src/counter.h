@@ -11,6 +11,7 @@
 #define TALLY_COUNTER_H
 
 #include "batch.h"
+#include "log.h"
 #include "settings.h"
 
 enum counter_op {
@@ -30,14 +31,14 @@ enum counter_refusal {
 /* The counter's largest value (a bigint in PostgreSQL). */
 #define COUNTER_MAX	9223372036854775807LL
 
-/* One call: the caller sets op, key, request_id and done; the database
- * thread sets ok, refused, replayed and value, then calls done. */
+/* One call: the caller sets op, key, log and done; the database thread
+ * sets ok, refused, replayed and value, then calls done. */
 struct counter_call {
 	enum counter_op	 op;
 	const char	*key;		/* Idempotency-Key (checked), or NULL */
-	const char	*request_id;	/* for the database's log lines */
-	const char	*trace_id;	/* likewise, or NULL */
-	const char	*span_id;
+	/* The request's context, entered for the database's log lines
+	 * (or NULL): it must live until done is called. */
+	const struct log_ctx *log;
 	void		(*done)(struct counter_call *c);
 	int		 ok;		/* 0: refused, or the database is
 					 * unavailable */
@@ -74,8 +75,10 @@ void		 counter_responder_stop(void *ctx);
  * TALLY_IDEMPOTENCY_MAX_KEYS keys are held. */
 void	counter_post(struct counter *cn, struct counter_call *c);
 
-/* Reads the counter, waiting. Returns 0, or -1 if the database is
+/* Reads the counter, waiting; what the database logs meanwhile names
+ * log (or nothing, for NULL). Returns 0, or -1 if the database is
  * unavailable. */
-int	counter_read(struct counter *cn, long long *value);
+int	counter_read(struct counter *cn, const struct log_ctx *log,
+	    long long *value);
 
 #endif

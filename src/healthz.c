@@ -31,7 +31,7 @@ healthz_handle(struct request *req, void *ctx)
 		response_json(req, 200, status_body("ok", NULL), NULL);
 		return;
 	}
-	if (counter_read(ctx, &value) == 0) {
+	if (counter_read(ctx, responder_log(req), &value) == 0) {
 		response_json(req, 200, status_body("ok", "ok"), NULL);
 		return;
 	}

@@ -13,8 +13,8 @@
 
 static const char	*log_prog = "tally";
 static enum log_level	 log_min = LOG_LEVEL_INFO;
-static __thread const char *log_request_id;
-static __thread const char *log_trace_id, *log_span_id;
+/* The calling thread's context: the innermost one entered, or NULL. */
+static __thread const struct log_ctx *log_current;
 
 static const char *const level_names[] = {
 	[LOG_LEVEL_DEBUG] = "debug",
@@ -43,43 +43,38 @@ log_enabled(enum log_level level)
 	return level >= log_min;
 }
 
-void
-log_set_request_id(const char *request_id)
+const struct log_ctx *
+log_enter(const struct log_ctx *ctx)
 {
-	log_request_id = request_id;
-}
+	const struct log_ctx	*outer = log_current;
 
-const char *
-log_get_request_id(void)
-{
-	return log_request_id;
-}
-
-const char *
-log_get_trace_id(void)
-{
-	return log_trace_id;
-}
-
-const char *
-log_get_span_id(void)
-{
-	return log_span_id;
+	log_current = ctx;
+	return outer;
 }
 
 void
-log_set_trace(const char *trace_id, const char *span_id)
+log_leave(const struct log_ctx *ctx, const struct log_ctx *outer)
 {
-	if (trace_id == NULL || *trace_id == '\0' || span_id == NULL ||
-	    *span_id == '\0')
-		trace_id = span_id = NULL;
-	log_trace_id = trace_id;
-	log_span_id = span_id;
+	if (log_current != ctx) {
+		fprintf(stderr, "%s: log_leave: not the innermost log context; "
+		    "log_enter and log_leave are unbalanced\n", log_prog);
+		abort();
+	}
+	log_current = outer;
+}
+
+/* A trace context is written only whole: both ids, neither empty. */
+static int
+has_trace(const struct log_ctx *ctx)
+{
+	return ctx->trace_id != NULL && *ctx->trace_id != '\0' &&
+	    ctx->span_id != NULL && *ctx->span_id != '\0';
 }
 
 void
 log_event(enum log_level level, const char *msg, struct json_object *fields)
 {
+	const struct log_ctx	*ctx = log_current;
 	struct json_object	*o;
 	struct timespec		 now;
 	char			 ts[TIMESTAMP_LEN];
@@ -97,14 +92,14 @@ log_event(enum log_level level, const char *msg, struct json_object *fields)
 	json_object_object_add(o, "prog", json_object_new_string(log_prog));
 	json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
 	json_object_object_add(o, "msg", json_object_new_string(msg));
-	if (log_request_id != NULL)
+	if (ctx != NULL && ctx->request_id != NULL)
 		json_object_object_add(o, "request_id",
-		    json_object_new_string(log_request_id));
-	if (log_trace_id != NULL) {
+		    json_object_new_string(ctx->request_id));
+	if (ctx != NULL && has_trace(ctx)) {
 		json_object_object_add(o, "trace_id",
-		    json_object_new_string(log_trace_id));
+		    json_object_new_string(ctx->trace_id));
 		json_object_object_add(o, "span_id",
-		    json_object_new_string(log_span_id));
+		    json_object_new_string(ctx->span_id));
 	}
 	if (fields != NULL) {
 		json_object_object_foreach(fields, key, val)

@@ -15,32 +15,41 @@ enum log_level {
  * (from TALLY_LOG_LEVEL: debug, info, warn, error; default info). */
 void	log_init(const char *prog);
 
+/* What the lines logged about one request carry: its X-Request-Id
+ * (checked, or NULL) and its trace context (the trace-id and span-id of a
+ * valid traceparent; NULL or "" for none). The strings must outlive every
+ * use of the context. */
+struct log_ctx {
+	const char	*request_id;
+	const char	*trace_id;
+	const char	*span_id;
+};
+
 /* Writes {"time","level","prog","pid","msg", ...fields} as one line,
- * plus "request_id", "trace_id" and "span_id" while the calling thread
- * serves a request that sent them (log_set_request_id, log_set_trace).
- * fields may be NULL; it is always consumed (json_object_put). */
+ * plus "request_id", "trace_id" and "span_id" from the calling thread's
+ * context (log_enter), those it has. fields may be NULL; it is always
+ * consumed (json_object_put). */
 void	log_event(enum log_level, const char *msg, struct json_object *fields);
 
 /* 1 if a line of this level would be written, else 0: lets a hot path
  * skip building the fields of a line nobody wants. */
 int	log_enabled(enum log_level level);
 
-/* Names the X-Request-Id (checked, or NULL) of the request the calling
- * thread serves, until it is set again: every line the thread logs, the
- * database's included, then carries it. The string must outlive the
- * request; set NULL when the request ends. */
-void	log_set_request_id(const char *request_id);
-/* The calling thread's X-Request-Id as set above, or NULL. */
-const char *log_get_request_id(void);
-
-/* Names the trace context (the trace-id and span-id of a valid
- * traceparent, or NULL or "" for none) of the request the calling thread
- * serves, like log_set_request_id: every line then carries "trace_id"
- * and "span_id". */
-void	log_set_trace(const char *trace_id, const char *span_id);
-/* The calling thread's trace context as set above (NULL for none). */
-const char *log_get_trace_id(void);
-const char *log_get_span_id(void);
+/*
+ * Entering and leaving a context, always as a pair in one function:
+ *
+ *	const struct log_ctx *outer = log_enter(ctx);
+ *	... every line the thread logs, the database's included, names it
+ *	log_leave(ctx, outer);
+ *
+ * log_enter makes ctx (or none, for NULL) the calling thread's context
+ * and returns the one it replaces; log_leave puts that one back. So pairs
+ * nest: what is logged after an inner pair names the outer context
+ * again. Leaving a context that is not the thread's innermost one is a
+ * bug, which log_leave reports and aborts on.
+ */
+const struct log_ctx *log_enter(const struct log_ctx *ctx);
+void	log_leave(const struct log_ctx *ctx, const struct log_ctx *outer);
 
 /* Shorthands for a message with string key/value pairs, NULL-terminated
  * (the compiler checks the NULL). msg is plain text, not a format. */

@@ -125,7 +125,7 @@ metrics_handle(struct request *req, void *ctx)
 	FILE			*f;
 	int			 up;
 
-	up = counter_read(ctx, &value) == 0;
+	up = counter_read(ctx, responder_log(req), &value) == 0;
 	stats_snapshot(&snap);
 	if ((f = open_memstream(&text, &len)) == NULL) {
 		response_error(req, 500, "out of memory", NULL);

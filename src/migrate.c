@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,14 @@
 #define MIGRATE_LOCK	"495874312057"
 
 static PGconn	*conn;
+
+static const struct option	longopts[] = {
+	{ "dir", required_argument, NULL, 'd' },
+	{ "grant-to", required_argument, NULL, 'g' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 }
+};
 
 static void
 fail(const char *what, const char *file)
@@ -138,7 +147,9 @@ grant_runtime(const char *role)
 	log_info("runtime role granted its privileges", "role", role, NULL);
 }
 
-static void
+/* Prints the usage on f; returns the exit status: 0 for stdout (--help),
+ * 2 for stderr (a wrong command line). */
+static int
 usage(FILE *f)
 {
 	fprintf(f, "usage: tally-migrate [--dir SCHEMA_DIR] [--grant-to ROLE] "
@@ -147,7 +158,8 @@ usage(FILE *f)
 	    "the PG* variables,\nas the role that owns it; then gives ROLE "
 	    "(default: TALLY_RUNTIME_ROLE, if set),\nthe role the responders "
 	    "log in as, exactly the privileges they use.\n"
-	    "See README.md, section \"Configuration\" (the schema step).\n");
+	    "See tally-migrate(8).\n");
+	return f == stdout ? 0 : 2;
 }
 
 int
@@ -156,27 +168,29 @@ main(int argc, char **argv)
 	struct dirent	**files;
 	const char	 *dir = getenv("TALLY_SQL_DIR");
 	const char	 *runtime = getenv("TALLY_RUNTIME_ROLE");
-	int		  n, i, done = 0;
+	int		  n, i, ch, done = 0;
 
 	log_init("tally-migrate");
-	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-		printf("tally-migrate %s\n", PACKAGE_VERSION);
-		return 0;
-	}
-	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	for (i = 1; i < argc; i += 2) {
-		if (i + 1 < argc && strcmp(argv[i], "--dir") == 0)
-			dir = argv[i + 1];
-		else if (i + 1 < argc && strcmp(argv[i], "--grant-to") == 0)
-			runtime = argv[i + 1];
-		else {
-			usage(stderr);
-			return 2;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+		switch (ch) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'g':
+			runtime = optarg;
+			break;
+		case 'V':
+			if (argc != 2)
+				return usage(stderr);
+			printf("tally-migrate %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			return usage(argc == 2 ? stdout : stderr);
+		default:
+			return usage(stderr);
 		}
-	}
+	if (optind != argc)
+		return usage(stderr);
 	if (dir == NULL || *dir == '\0')
 		dir = TALLY_SQL_DIR;
 	if ((n = scandir(dir, &files, is_migration, alphasort)) < 0)

@@ -10,10 +10,12 @@
 #include "log.h"
 #include "responder.h"
 #include "response.h"
+#include "util.h"
 
 struct read_call {
 	struct counter_call	 c;
 	struct request		*req;
+	const struct log_ctx	*outer;
 };
 
 _Static_assert(sizeof(struct read_call) <= RESPONDER_SCRATCH,
@@ -25,18 +27,16 @@ read_done(struct counter_call *c)
 {
 	struct read_call	*r;
 	struct request		*req;
+	const struct log_ctx	*outer;
 
-	r = (struct read_call *)(void *)((char *)c -
-	    offsetof(struct read_call, c));
+	r = container_of(c, struct read_call, c);
 	req = r->req;
-	log_set_request_id(req->request_id);
-	log_set_trace(req->trace_id, req->span_id);
+	outer = log_enter(c->log);
 	if (!c->ok)
 		response_db_unavailable(req);
 	else
 		response_counter(req, c->value, NULL);
-	log_set_request_id(NULL);
-	log_set_trace(NULL, NULL);
+	log_leave(c->log, outer);
 	responder_done(req);
 }
 
@@ -48,9 +48,7 @@ read_handle(struct request *req, void *ctx)
 	r->req = req;
 	r->c.op = COUNTER_READ;
 	r->c.key = NULL;
-	r->c.request_id = req->request_id;
-	r->c.trace_id = req->trace_id;
-	r->c.span_id = req->span_id;
+	r->c.log = responder_log(req);
 	r->c.done = read_done;
 	responder_defer(req);
 	counter_post(ctx, &r->c);	/* req is the database thread's from here */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include "stats.h"
 #include "timestamp.h"
 #include "turn.h"
+#include "util.h"
 
 #define THREAD_STACK	(256 * 1024)
 #define WAKE_SIGNAL	SIGUSR1
@@ -59,6 +61,7 @@ struct worker {
 struct job {
 	FCGX_Request	 fcgx;
 	struct request	 req;
+	struct log_ctx	 log;		/* req's, for its log lines */
 	_Alignas(max_align_t) unsigned char scratch[RESPONDER_SCRATCH];
 	struct job	*next_free;
 };
@@ -183,7 +186,7 @@ skip_body(FCGX_Request *fcgx)
  * the connection is closed at once, which spares a sleep and a wake-up
  * per request.
  */
-void
+static void
 responder_finish(FCGX_Request *fcgx)
 {
 	if (fcgx->in != NULL && fcgx->in->isClosed &&
@@ -261,7 +264,13 @@ job_put(struct job *j)
 static struct job *
 job_of(struct request *req)
 {
-	return (struct job *)(void *)((char *)req - offsetof(struct job, req));
+	return container_of(req, struct job, req);
+}
+
+const struct log_ctx *
+responder_log(struct request *req)
+{
+	return &job_of(req)->log;
 }
 
 void *
@@ -296,12 +305,15 @@ responder_done(struct request *req)
 static int
 serve(struct job *j, const struct serving *sv)
 {
-	struct request	*req = &j->req;
+	struct request		*req = &j->req;
+	const struct log_ctx	*outer;
 
 	deferred_here = 0;
 	request_init(req, &j->fcgx);
-	log_set_request_id(req->request_id);
-	log_set_trace(req->trace_id, req->span_id);
+	j->log.request_id = req->request_id;
+	j->log.trace_id = req->trace_id;
+	j->log.span_id = req->span_id;
+	outer = log_enter(&j->log);
 	if ((sv->r->routes & ROUTE_BIT(req->route)) == 0)
 		response_error(req, 404, "not found", NULL);
 	else if ((sv->r->methods & METHOD_BIT(req->method)) == 0)
@@ -312,8 +324,8 @@ serve(struct job *j, const struct serving *sv)
 		    "send it once, spelled with '-'", NULL);
 	else
 		sv->r->handle(req, sv->ctx);
-	log_set_request_id(NULL);
-	log_set_trace(NULL, NULL);
+	/* only the address: a request handed over may be ended already */
+	log_leave(&j->log, outer);
 	return deferred_here;
 }
 
@@ -652,22 +664,40 @@ run_parent(const struct responder *r, const struct settings *cfg)
 	return 0;
 }
 
-/* --version, --help, or usage on stderr: the exit status, or -1 to run. */
+static void
+usage(FILE *f, const char *name)
+{
+	fprintf(f, "usage: %s [--help | --version]\n"
+	    "A tally FastCGI responder. It serves the listening socket on its "
+	    "standard input,\nas spawn-fcgi hands it over. Its TALLY_* "
+	    "settings: tally-responder(8).\n", name);
+}
+
+/* --version, --help (each alone), or usage on stderr: the exit status,
+ * or -1 to run. */
 static int
 arguments(const char *name, int argc, char **argv)
 {
-	if (argc == 1)
+	static const struct option	 longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int				 ch;
+
+	ch = getopt_long(argc, argv, "", longopts, NULL);
+	if (ch == -1 && optind == argc)
 		return -1;
-	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+	if (ch == 'V' && argc == 2) {
 		printf("%s %s\n", name, PACKAGE_VERSION);
 		return 0;
 	}
-	fprintf(argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
-	    "usage: %s [--help | --version]\n"
-	    "A tally FastCGI responder. It serves the listening socket on its "
-	    "standard input,\nas spawn-fcgi hands it over. Its TALLY_* "
-	    "settings: README.md, section \"Configuration\".\n", name);
-	return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+	if (ch == 'h' && argc == 2) {
+		usage(stdout, name);
+		return 0;
+	}
+	usage(stderr, name);
+	return 2;
 }
 
 int

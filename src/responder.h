@@ -9,6 +9,7 @@
 #ifndef TALLY_RESPONDER_H
 #define TALLY_RESPONDER_H
 
+#include "log.h"
 #include "request.h"
 #include "settings.h"
 
@@ -33,10 +34,6 @@ struct responder {
 #define METHODS_READ	(METHOD_BIT(METHOD_GET) | METHOD_BIT(METHOD_HEAD))
 #define METHODS_WRITE	METHOD_BIT(METHOD_POST)
 
-/* Ends a request whose answer is written and closes its connection
- * without waiting for the peer. */
-void	responder_finish(FCGX_Request *fcgx);
-
 /*
  * Handing a request over: a handler that calls responder_defer(req)
  * returns at once without answering, and its thread accepts the next
@@ -49,6 +46,11 @@ void	responder_finish(FCGX_Request *fcgx);
 void	*responder_scratch(struct request *req);
 void	 responder_defer(struct request *req);
 void	 responder_done(struct request *req);
+
+/* The request's log context: entered while its handler runs; whoever
+ * answers a request handed over enters it meanwhile (log.h). It lives
+ * as long as req. */
+const struct log_ctx *responder_log(struct request *req);
 
 /* Runs the responder; returns the process's exit status. */
 int	responder_main(const struct responder *r, int argc, char **argv);

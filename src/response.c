@@ -43,6 +43,21 @@ elapsed_seconds(const struct request *req)
 	    (double)(now.tv_nsec - req->started.tv_nsec) / 1e9;
 }
 
+/* Logs msg with the request's path and method added to fields (consumed,
+ * may be NULL); log.h adds its X-Request-Id. */
+static void
+response_log(const struct request *req, enum log_level level,
+    const char *msg, struct json_object *fields)
+{
+	if (fields == NULL)
+		fields = json_object_new_object();
+	json_object_object_add(fields, "path",
+	    json_object_new_string(route_path(req->route)));
+	json_object_object_add(fields, "method",
+	    json_object_new_string(method_name(req->method)));
+	log_event(level, msg, fields);
+}
+
 /* A 5xx answer is logged as an error (with the X-Request-Id, see log.h);
  * the others only at debug level, so the hot path builds no line. */
 static void
@@ -108,7 +123,8 @@ response_text(struct request *req, int status, const char *type,
 	return response_send(req, status, type, NULL, body, len, NULL);
 }
 
-int
+/* Sends status and a JSON text made here (len bytes). */
+static int
 response_json_text(struct request *req, int status, const char *json,
     size_t len, const char *extra_headers)
 {
@@ -208,17 +224,4 @@ response_db_unavailable(struct request *req)
 	json_object_object_add(body, "error",
 	    json_object_new_string("database unavailable"));
 	return response_unavailable(req, body, "database unavailable");
-}
-
-void
-response_log(const struct request *req, enum log_level level,
-    const char *msg, struct json_object *fields)
-{
-	if (fields == NULL)
-		fields = json_object_new_object();
-	json_object_object_add(fields, "path",
-	    json_object_new_string(route_path(req->route)));
-	json_object_object_add(fields, "method",
-	    json_object_new_string(method_name(req->method)));
-	log_event(level, msg, fields);
 }

@@ -15,10 +15,6 @@
 int	response_json(struct request *req, int status,
 	    struct json_object *body, const char *extra_headers);
 
-/* Sends status and a JSON text the caller made (len bytes). */
-int	response_json_text(struct request *req, int status, const char *json,
-	    size_t len, const char *extra_headers);
-
 /* 200 {"counter":value}: the answer of /read and /write, made without
  * building a JSON object. */
 int	response_counter(struct request *req, long long value,
@@ -43,11 +39,6 @@ int	response_unavailable(struct request *req, struct json_object *body,
 
 /* 503 {"error":"database unavailable"} with Retry-After. */
 int	response_db_unavailable(struct request *req);
-
-/* Logs msg with the request's path and method added to fields (consumed,
- * may be NULL); log.h adds its X-Request-Id. */
-void	response_log(const struct request *req, enum log_level level,
-	    const char *msg, struct json_object *fields);
 
 /* Retry-After seconds for 503 answers; set once at start-up. */
 void	response_set_retry_after(unsigned int seconds);

@@ -22,12 +22,14 @@
 #include "log.h"
 #include "responder.h"
 #include "response.h"
+#include "util.h"
 #include "stats.h"
 
 /* A request waiting for its increment, in the request's scratch space. */
 struct write_call {
 	struct counter_call	 c;
 	struct request		*req;
+	const struct log_ctx	*outer;
 };
 
 _Static_assert(sizeof(struct write_call) <= RESPONDER_SCRATCH,
@@ -75,13 +77,12 @@ write_done(struct counter_call *c)
 {
 	struct write_call	*w;
 	struct request		*req;
+	const struct log_ctx	*outer;
 	char			 msg[80];	/* or a header */
 
-	w = (struct write_call *)(void *)((char *)c -
-	    offsetof(struct write_call, c));
+	w = container_of(c, struct write_call, c);
 	req = w->req;
-	log_set_request_id(req->request_id);
-	log_set_trace(req->trace_id, req->span_id);
+	outer = log_enter(c->log);
 	if (c->refused == COUNTER_AT_MAXIMUM) {
 		snprintf(msg, sizeof(msg), "the counter is at its maximum, "
 		    "%lld: it counts no more", COUNTER_MAX);
@@ -100,8 +101,7 @@ write_done(struct counter_call *c)
 		response_counter(req, c->value,
 		    c->replayed ? "Idempotent-Replayed: true\r\n" : NULL);
 	}
-	log_set_request_id(NULL);
-	log_set_trace(NULL, NULL);
+	log_leave(c->log, outer);
 	responder_done(req);
 }
 
@@ -122,9 +122,7 @@ write_handle(struct request *req, void *ctx)
 	w->req = req;
 	w->c.op = COUNTER_INCREMENT;
 	w->c.key = key;
-	w->c.request_id = req->request_id;
-	w->c.trace_id = req->trace_id;
-	w->c.span_id = req->span_id;
+	w->c.log = responder_log(req);
 	w->c.done = write_done;
 	responder_defer(req);
 	counter_post(wc->counter, &w->c);	/* req is the database thread's from here */

@@ -2,24 +2,24 @@
 # tally - the page in a real browser: Debian's chromium, headless,
 # driven by playwright-core (tests/e2e/browser.js) against the real stack.
 # setup_file runs every scenario in one browser (a launch is the slow
-# part); each test below reports one scenario. A missing browser or npm
-# package fails the file: `apt-get install chromium` and
-# `npm ci --prefix tests/e2e` install them (./dev test does both).
+# part); each test below reports one scenario. Without the browser or
+# the npm package the tests skip (fail, under ./dev test: helpers.bash's
+# prerequisites): `apt-get install chromium` and `npm ci --prefix
+# tests/e2e` install them (./dev test does both).
 
 load ../lib/helpers
 
 E2E_DIR="$TALLY_SRCDIR/tests/e2e"
 
 require_browser_tools() {
-	command -v node >/dev/null || fail "node is missing: apt-get install nodejs"
-	[[ -x ${CHROMIUM:-/usr/bin/chromium} ]] ||
-		fail "chromium is missing: apt-get install chromium"
+	require_tool node "apt-get install nodejs" &&
+		require_tool "${CHROMIUM:-/usr/bin/chromium}" "apt-get install chromium" || return 1
 	[[ -f $E2E_DIR/node_modules/playwright-core/package.json ]] ||
-		fail "playwright-core is missing: npm ci --prefix tests/e2e"
+		prerequisite_missing "playwright-core is missing: npm ci --prefix tests/e2e"
 }
 
 setup_file() {
-	require_browser_tools
+	require_browser_tools || return 0
 	tally_stack_start
 	export TALLY_SRCDIR
 	# kept after the run: tests/e2e/screenshots/ and tests/e2e/browser.out

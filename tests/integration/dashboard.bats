@@ -14,8 +14,7 @@ DASHBOARD="$TALLY_SRCDIR/etc/grafana/tally.json"
 RATE_WINDOW=1m
 
 setup_file() {
-	command -v prometheus >/dev/null ||
-		fail "prometheus is missing: apt-get install prometheus"
+	require_tool prometheus "apt-get install prometheus" || return 0
 	tally_stack_start
 	local dir="$BATS_FILE_TMPDIR/prometheus"
 	mkdir -p "$dir/data"
@@ -50,7 +49,8 @@ teardown_file() {
 
 # A test that fails while the database is stopped must not leave it so.
 teardown() {
-	[[ -f $(stack_pg_data)/postmaster.pid ]] || stack_pg_start
+	prerequisites_missing ||
+		[[ -f $(stack_pg_data)/postmaster.pid ]] || stack_pg_start
 }
 
 prom_ready() {

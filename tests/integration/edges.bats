@@ -3,7 +3,7 @@
 # API path is JSON with the API's headers (the bare "curl -X POST /write"
 # among them, with its hint), the page keeps HTML errors, a W3C
 # traceparent reaches every log line of its request, and every program
-# answers --version and --help.
+# answers --version and --help (which names its man page).
 
 load ../lib/helpers
 
@@ -289,8 +289,8 @@ time_answers() {
 	done
 }
 
-@test "every program: --version prints its name and version, --help names the README section" {
-	local p version
+@test "every program: --version prints its name and version, --help names its man page" {
+	local p version page
 	version=$(sed -n 's/^AC_INIT(\[tally\], \[\([^]]*\)\].*/\1/p' "$TALLY_SRCDIR/configure.ac")
 	[[ -n $version ]]
 	for p in "${PROGRAMS[@]}"; do
@@ -300,9 +300,19 @@ time_answers() {
 		run "$TALLY_BUILDDIR/src/tally-$p" --help
 		assert_success
 		assert_line --index 0 --partial "usage: tally-$p"
-		assert_output --partial 'README.md, section "Configuration"'
-		grep -q '^## Configuration$' "$TALLY_SRCDIR/README.md"
+		page=tally-responder
+		[[ $p != migrate ]] || page=tally-migrate
+		assert_output --partial "$page(8)"
+		[[ -f $TALLY_SRCDIR/man/$page.8 ]]
 		run "$TALLY_BUILDDIR/src/tally-$p" --no-such-option
 		assert_failure 2
+		assert_output --partial "usage: tally-$p"
+		# each option alone; nothing after it
+		run "$TALLY_BUILDDIR/src/tally-$p" --version --help
+		assert_failure 2
+		run "$TALLY_BUILDDIR/src/tally-$p" --help extra
+		assert_failure 2
 	done
+	run "$TALLY_BUILDDIR/src/tally-migrate" --dir
+	assert_failure 2
 }

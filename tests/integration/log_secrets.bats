@@ -167,7 +167,8 @@ no_piece_in() {
 		TALLY_BUILDDIR="$TALLY_BUILDDIR" \
 		STACK_LOG_DIR='' "$TALLY_SRCDIR/dev" up >"$dir/dev.out" 2>&1 </dev/null 3>&- &
 	echo $! >"$dir/dev.pid"
-	wait_until 120 grep -q 'tally is serving' "$dir/dev.out"
+	# the database's line comes after "tally is serving": wait for it
+	wait_until 120 grep -q '^dev: database:' "$dir/dev.out"
 	kill -TERM "$(<"$dir/dev.pid")"
 	wait_until 30 none_alive "$(<"$dir/dev.pid")"
 	grep "^dev: database:" "$dir/dev.out" | sed "s/^/# /" >&3

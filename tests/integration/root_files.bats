@@ -9,9 +9,7 @@
 load ../lib/helpers
 
 setup_file() {
-	if [[ $(id -u) -ne 0 ]]; then
-		return 0
-	fi
+	require_root "checks what root trusts" || return 0
 	tally_stack_start
 }
 
@@ -23,7 +21,7 @@ teardown_file() {
 }
 
 setup() {
-	[[ $(id -u) -eq 0 ]] || skip "checks what root trusts: run the suite as root (CI does)"
+	prerequisites_met
 	# a file only root may read or write
 	VICTIM_FILE=$BATS_TEST_TMPDIR/root-only
 	printf 'keep me\n' >"$VICTIM_FILE"

@@ -64,6 +64,63 @@ tally_stack_stop() {
 	fi
 }
 
+# Prerequisites, as git's test-lib has them: a test file that needs what
+# a machine may lack (a program, root) checks it first in setup_file and
+# stops there when it is missing:
+#
+#	setup_file() {
+#		require_tool promtool "apt-get install prometheus" || return 0
+#		tally_stack_start
+#	}
+#
+# Each of its tests then skips with the reason, in setup() (the default
+# below, or a file's own, which calls prerequisites_met first; a file's
+# teardown does nothing while prerequisites_missing). With
+# TALLY_TEST_STRICT=1 a missing prerequisite fails instead: ./dev test
+# sets it, so CI runs strict, where a skipped check would pass unseen.
+
+# prerequisite_missing REASON: in setup_file, records REASON for the
+# tests and returns 1; in a test, skips it. Strict: fails either.
+prerequisite_missing() {
+	if [[ ${TALLY_TEST_STRICT:-} == 1 ]]; then
+		fail "missing prerequisite: $1 (TALLY_TEST_STRICT=1: ./dev test and CI run every check)" ||
+			exit 1
+	fi
+	if [[ -z ${BATS_TEST_NAME:-} ]]; then
+		export TALLY_TEST_MISSING=$1
+		return 1
+	fi
+	skip "$1"
+}
+
+# require_tool PROGRAM HOW: PROGRAM (a name on PATH, or a path) runs
+# here; else a missing prerequisite, whose reason says HOW to install it.
+require_tool() {
+	command -v "$1" >/dev/null || prerequisite_missing "$1 is missing: $2"
+}
+
+# require_root WHY: the suite runs as root; else a missing prerequisite.
+require_root() {
+	(($(id -u) == 0)) || prerequisite_missing "$1: run the suite as root (CI does)"
+}
+
+# prerequisites_missing: setup_file found one missing (its tests skip).
+prerequisites_missing() {
+	[[ -n ${TALLY_TEST_MISSING:-} ]]
+}
+
+# prerequisites_met: for a test's setup: skips the test when setup_file
+# found a prerequisite missing.
+prerequisites_met() {
+	if prerequisites_missing; then
+		prerequisite_missing "$TALLY_TEST_MISSING"
+	fi
+}
+
+setup() {
+	prerequisites_met
+}
+
 # The defaults of a test file: one stack for all its tests. A file that
 # defines its own replaces them.
 setup_file() {

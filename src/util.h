@@ -1,0 +1,13 @@
+/* tally - util: what several modules need and no module owns. */
+#ifndef TALLY_UTIL_H
+#define TALLY_UTIL_H
+
+#include <stddef.h>
+
+/* The struct of the given type whose member ptr points to. The compiler
+ * checks that ptr points to the member's type. */
+#define container_of(ptr, type, member)					\
+	((type *)(void *)((char *)(1 ? (ptr) : &((type *)NULL)->member) -	\
+	    offsetof(type, member)))
+
+#endif
