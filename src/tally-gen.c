@@ -321,14 +321,16 @@ print_mdoc(const char *text)
 		putchar('\n');
 }
 
+#define DOCS_HEADER	"| variable | default | range | chart | meaning |\n" \
+			"|---|---|---|---|---|\n"
+
+/* The rows of the settings reader reads. */
 static void
-docs_table(const char *reader)
+docs_rows(const char *reader)
 {
 	const struct setting	*s;
 	size_t			 i;
 
-	printf("| variable | default | range | chart | meaning |\n"
-	    "|---|---|---|---|---|\n");
 	for (i = 0; i < NELEM(settings); i++) {
 		s = &settings[i];
 		if (strcmp(s->reader, reader) != 0)
@@ -364,11 +366,11 @@ gen_docs(void)
 	    "that sets it ([helm/tally/README.md](../helm/tally/README.md)); "
 	    "how the settings fit together is in "
 	    "[configuration.md](configuration.md).\n\n"
-	    "## Read by the responders\n\n", GENERATED);
-	docs_table("libpq");
-	docs_table("responders");
-	printf("\n## Read by lighttpd and its start\n\n");
-	docs_table("lighttpd");
+	    "## Read by the responders\n\n" DOCS_HEADER, GENERATED);
+	docs_rows("libpq");
+	docs_rows("responders");
+	printf("\n## Read by lighttpd and its start\n\n" DOCS_HEADER);
+	docs_rows("lighttpd");
 	printf("\n## The responders\n\n"
 	    "One program each, `tally-NAME`, on the socket `NAME.sock`; "
 	    "*threads* is its number of threads per worker process unless "
