@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # tally - lib.sh: the machinery every script and test shares, in one
-# place: the list of responders, messages, installing missing Debian
-# packages, PostgreSQL's programs on PATH, bounded polling, and one
-# pass/fail reporter. Sourced by ./dev, scripts/stack.sh, container/*,
+# place: the list of responders and the settings' bounds, messages,
+# installing missing Debian packages, PostgreSQL's programs on PATH,
+# bounded polling, and one pass/fail reporter. Sourced by ./dev, scripts/stack.sh, container/*,
 # helm/check, tests/bench/run, tests/rehearsal/run, tests/tools/* and the
 # bats helpers. Defines functions and variables only; running it does
 # nothing, and sourcing it twice is harmless.
@@ -10,11 +10,12 @@
 [[ -z ${TALLY_LIB_LOADED:-} ]] || return 0
 TALLY_LIB_LOADED=1
 
-# The responders, one program tally-NAME each. This is the only list in
-# shell; src/request.h, Makefile.am, etc/lighttpd.conf and the chart have
-# their own copies, and tests/lint/responders fails when one disagrees.
-# shellcheck disable=SC2034 # used by the scripts that source this file
-TALLY_RESPONDERS=(time read write healthz metrics)
+# What src/responders.def and src/settings.def declare (scripts/generate
+# writes it): TALLY_RESPONDERS, the responders, one program tally-NAME
+# each; TALLY_DB_RESPONDERS, those that use the database; and
+# TALLY_SETTING_BOUNDS, "default least most" of each whole-number setting.
+# shellcheck source=declared.sh
+source "$(dirname "${BASH_SOURCE[0]}")/declared.sh"
 
 # --- messages ----------------------------------------------------------------
 
@@ -118,7 +119,8 @@ TALLY_BASE_BYTES=$((16 * 1024 * 1024))
 # kernel's listen queue. Unset, it is derived from TALLY_MEMORY_LIMIT
 # (bytes: the web container's memory limit, which the chart passes),
 # (limit x 2/3 - TALLY_BASE_BYTES) / TALLY_CONN_BYTES, at most what the
-# open-file limit allows; with neither, 4096. Each connection that reaches a
+# open-file limit allows; with neither, its default (the bounds and
+# defaults: src/settings.def). Each connection that reaches a
 # responder holds two descriptors (client, responder), and lighttpd stops
 # accepting at 90% of server.max-fds, so TALLY_MAX_FDS is 2/0.9 of the
 # connections plus 64 for its listeners and files. TALLY_FCGI_BACKLOG, the
@@ -144,9 +146,11 @@ tally_conn_limits() {
 			n=$(((hard - 64) * 9 / 20))
 		fi
 	fi
-	n=${n:-4096}
-	if [[ ! $n =~ ^[0-9]+$ ]] || ((n < 16 || n > 100000)); then
-		say "TALLY_MAX_CONNECTIONS must be a whole number from 16 to 100000, not \"$n\""
+	local def min max
+	read -r def min max <<<"${TALLY_SETTING_BOUNDS[TALLY_MAX_CONNECTIONS]}"
+	n=${n:-$def}
+	if [[ ! $n =~ ^[0-9]+$ ]] || ((n < min || n > max)); then
+		say "TALLY_MAX_CONNECTIONS must be a whole number from $min to $max, not \"$n\""
 		return 1
 	fi
 	TALLY_MAX_CONNECTIONS=$((10#$n))
@@ -161,16 +165,16 @@ tally_conn_limits() {
 		(($(</proc/sys/net/core/somaxconn) < TALLY_FCGI_BACKLOG)); then
 		say "warning: net.core.somaxconn ($(</proc/sys/net/core/somaxconn)) is below TALLY_MAX_CONNECTIONS ($TALLY_MAX_CONNECTIONS): a burst may find a responder's backlog full"
 	fi
-	# lighttpd's idle timeouts, checked and given their defaults: how long
-	# an idle or slow client may hold a connection, in seconds:
-	# waiting for (the rest of) a request, for it to read the answer,
-	# between requests on a kept connection.
-	local pair name value
-	for pair in TALLY_READ_IDLE:15 TALLY_WRITE_IDLE:30 TALLY_KEEP_ALIVE_IDLE:5; do
-		name=${pair%%:*}
-		value=${!name:-${pair#*:}}
-		if [[ ! $value =~ ^[0-9]+$ ]] || ((10#$value < 1 || 10#$value > 3600)); then
-			say "$name must be a whole number of seconds from 1 to 3600, not \"$value\""
+	# lighttpd's idle timeouts, checked and given their defaults
+	# (src/settings.def): how long an idle or slow client may hold a
+	# connection, in seconds: waiting for (the rest of) a request, for
+	# it to read the answer, between requests on a kept connection.
+	local name value
+	for name in TALLY_READ_IDLE TALLY_WRITE_IDLE TALLY_KEEP_ALIVE_IDLE; do
+		read -r def min max <<<"${TALLY_SETTING_BOUNDS[$name]}"
+		value=${!name:-$def}
+		if [[ ! $value =~ ^[0-9]+$ ]] || ((10#$value < min || 10#$value > max)); then
+			say "$name must be a whole number of seconds from $min to $max, not \"$value\""
 			return 1
 		fi
 		printf -v "$name" '%d' "$((10#$value))"

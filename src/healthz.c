@@ -40,10 +40,7 @@ healthz_handle(struct request *req, void *ctx)
 }
 
 static const struct responder healthz_responder = {
-	.name = "tally-healthz",
-	.routes = ROUTE_BIT(ROUTE_HEALTHZ) | ROUTE_BIT(ROUTE_LIVEZ),
-	.methods = METHODS_READ,
-	.threads = 4,		/* probes: a few a second */
+	RESPONDER_DECLARED(healthz),	/* src/responders.def */
 	.start = counter_responder_start,
 	.handle = healthz_handle,
 	.stop = counter_responder_stop,

@@ -16,25 +16,36 @@ static enum log_level	 log_min = LOG_LEVEL_INFO;
 /* The calling thread's context: the innermost one entered, or NULL. */
 static __thread const struct log_ctx *log_current;
 
-static const char *const level_names[] = {
-	[LOG_LEVEL_DEBUG] = "debug",
-	[LOG_LEVEL_INFO] = "info",
-	[LOG_LEVEL_WARN] = "warn",
-	[LOG_LEVEL_ERROR] = "error",
+static const char *const level_names[LOG_LEVEL__COUNT] = {
+#define LOG_LEVEL(e, name)	[LOG_LEVEL_##e] = (name),
+#include "settings.def"
 };
+
+int
+log_level_parse(const char *s)
+{
+	int	i;
+
+	for (i = 0; s != NULL && i < LOG_LEVEL__COUNT; i++)
+		if (strcmp(s, level_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+log_level_name(enum log_level level)
+{
+	return level_names[level];
+}
 
 void
 log_init(const char *prog)
 {
-	const char	*lvl = getenv("TALLY_LOG_LEVEL");
-	size_t		 i;
+	int	lvl = log_level_parse(getenv("TALLY_LOG_LEVEL"));
 
 	log_prog = prog;
-	if (lvl == NULL)
-		return;
-	for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
-		if (strcmp(lvl, level_names[i]) == 0)
-			log_min = (enum log_level)i;
+	if (lvl >= 0)
+		log_min = (enum log_level)lvl;
 }
 
 int

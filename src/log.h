@@ -4,12 +4,16 @@
 
 #include <json-c/json.h>
 
+/* The levels of src/settings.def, least severe first. */
 enum log_level {
-	LOG_LEVEL_DEBUG,
-	LOG_LEVEL_INFO,
-	LOG_LEVEL_WARN,
-	LOG_LEVEL_ERROR
+#define LOG_LEVEL(e, name)	LOG_LEVEL_##e,
+#include "settings.def"
+	LOG_LEVEL__COUNT
 };
+
+/* The level named s ("info"), or -1. */
+int		 log_level_parse(const char *s);
+const char	*log_level_name(enum log_level level);
 
 /* Sets the program name carried by every line and the minimum level
  * (from TALLY_LOG_LEVEL: debug, info, warn, error; default info). */

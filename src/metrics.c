@@ -162,10 +162,7 @@ metrics_handle(struct request *req, void *ctx)
 }
 
 static const struct responder metrics_responder = {
-	.name = "tally-metrics",
-	.routes = ROUTE_BIT(ROUTE_METRICS),
-	.methods = METHODS_READ,
-	.threads = 2,		/* scrapes: one every few seconds */
+	RESPONDER_DECLARED(metrics),	/* src/responders.def */
 	.start = counter_responder_start,
 	.handle = metrics_handle,
 	.stop = counter_responder_stop,

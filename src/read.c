@@ -55,10 +55,7 @@ read_handle(struct request *req, void *ctx)
 }
 
 static const struct responder read_responder = {
-	.name = "tally-read",
-	.routes = ROUTE_BIT(ROUTE_READ),
-	.methods = METHODS_READ,
-	.threads = 8,		/* they only read and hand over */
+	RESPONDER_DECLARED(read),	/* src/responders.def */
 	.start = counter_responder_start,
 	.handle = read_handle,
 	.stop = counter_responder_stop,

@@ -6,12 +6,8 @@
 #include "request.h"
 
 static const char *const route_paths[ROUTE__COUNT] = {
-	[ROUTE_TIME] = "/time",
-	[ROUTE_READ] = "/read",
-	[ROUTE_WRITE] = "/write",
-	[ROUTE_HEALTHZ] = "/healthz",
-	[ROUTE_LIVEZ] = "/livez",
-	[ROUTE_METRICS] = "/metrics",
+#define ROUTE(e, path, responder, listener)	[ROUTE_##e] = (path),
+#include "responders.def"
 	[ROUTE_OTHER] = "other",
 };
 

@@ -15,18 +15,14 @@ enum http_method {
 	METHOD__COUNT
 };
 
+/* The paths of src/responders.def, then every other. */
 enum route {
-	ROUTE_TIME,
-	ROUTE_READ,
-	ROUTE_WRITE,
-	ROUTE_HEALTHZ,
-	ROUTE_LIVEZ,
-	ROUTE_METRICS,
+#define ROUTE(e, path, responder, listener)	ROUTE_##e,
+#include "responders.def"
 	ROUTE_OTHER,
 	ROUTE__COUNT
 };
 
-#define ROUTE_BIT(r)	(1u << (r))
 #define METHOD_BIT(m)	(1u << (m))
 /* Longest X-Request-Id kept for the logs; longer or odd ones are dropped. */
 #define REQUEST_ID_MAX	128

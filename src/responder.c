@@ -300,6 +300,14 @@ responder_done(struct request *req)
 	work_ended();
 }
 
+/* The responder of each route (src/responders.def); none for the rest. */
+static const enum responder_id route_responder[ROUTE__COUNT] = {
+#define ROUTE(e, path, responder, listener)	\
+	[ROUTE_##e] = RESPONDER_ID_##responder,
+#include "responders.def"
+	[ROUTE_OTHER] = RESPONDER__COUNT,
+};
+
 /* Serves the job's request; returns 1 if the handler deferred it (the
  * job then belongs to whoever ends it), else 0. */
 static int
@@ -314,7 +322,7 @@ serve(struct job *j, const struct serving *sv)
 	j->log.trace_id = req->trace_id;
 	j->log.span_id = req->span_id;
 	outer = log_enter(&j->log);
-	if ((sv->r->routes & ROUTE_BIT(req->route)) == 0)
+	if (route_responder[req->route] != sv->r->id)
 		response_error(req, 404, "not found", NULL);
 	else if ((sv->r->methods & METHOD_BIT(req->method)) == 0)
 		response_method_not_allowed(req, sv->r->methods);

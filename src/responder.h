@@ -13,9 +13,35 @@
 #include "request.h"
 #include "settings.h"
 
+/* The responders of src/responders.def. */
+enum responder_id {
+#define RESPONDER(name, methods, threads, db, meaning)	RESPONDER_ID_##name,
+#include "responders.def"
+	RESPONDER__COUNT
+};
+
+/* Each one's methods and threads: RESPONDER_METHODS_time, ... */
+#define M(m)	METHOD_BIT(METHOD_##m)
+enum {
+#define RESPONDER(name, methods, threads, db, meaning)			\
+	RESPONDER_METHODS_##name = (methods),				\
+	RESPONDER_THREADS_##name = (threads),
+#include "responders.def"
+};
+#undef M
+
+/* The fields of struct responder that src/responders.def declares for
+ * the responder tally-N. */
+#define RESPONDER_DECLARED(n)						\
+	.id = RESPONDER_ID_##n,						\
+	.name = "tally-" #n,						\
+	.methods = RESPONDER_METHODS_##n,				\
+	.threads = RESPONDER_THREADS_##n
+
+/* A responder: RESPONDER_DECLARED(name), and its handler. */
 struct responder {
+	enum responder_id id;		/* answers the routes declared so */
 	const char	*name;		/* program name, for logs and libpq */
-	unsigned int	 routes;	/* ROUTE_BIT()s it answers */
 	unsigned int	 methods;	/* METHOD_BIT()s it accepts, and
 					 * what a 405 names */
 	unsigned int	 threads;	/* per worker, unless TALLY_THREADS */
@@ -31,8 +57,6 @@ struct responder {
 	void		 (*stop)(void *ctx);
 };
 
-#define METHODS_READ	(METHOD_BIT(METHOD_GET) | METHOD_BIT(METHOD_HEAD))
-#define METHODS_WRITE	METHOD_BIT(METHOD_POST)
 
 /*
  * Handing a request over: a handler that calls responder_defer(req)

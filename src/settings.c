@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "settings.h"
 
 struct uint_setting {
@@ -14,26 +15,11 @@ struct uint_setting {
 	unsigned int	 def, min, max;
 };
 
+/* The whole numbers of src/settings.def. */
 static const struct uint_setting uint_settings[] = {
-	{ "TALLY_PROCESSES", offsetof(struct settings, processes), 1, 1, 64 },
-	/* 0 when unset: each responder has its own default (responder.h). */
-	{ "TALLY_THREADS", offsetof(struct settings, threads), 0, 1, 1024 },
-	{ "TALLY_DB_TIMEOUT_MS", offsetof(struct settings, db_timeout_ms),
-	    2000, 10, 600000 },
-	{ "TALLY_DB_CONNECT_TIMEOUT",
-	    offsetof(struct settings, connect_timeout_s), 2, 1, 600 },
-	{ "TALLY_RETRY_AFTER", offsetof(struct settings, retry_after_s),
-	    1, 1, 3600 },
-	{ "TALLY_IO_TIMEOUT", offsetof(struct settings, io_timeout_s),
-	    10, 1, 3600 },
-	{ "TALLY_BATCH_MAX", offsetof(struct settings, batch_max),
-	    256, 1, 4096 },
-	{ "TALLY_IDEMPOTENCY_RETENTION",
-	    offsetof(struct settings, idem_retention_s), 86400, 1, 31536000 },
-	{ "TALLY_IDEMPOTENCY_MAX_KEYS",
-	    offsetof(struct settings, idem_max_keys), 10000000, 1, 2000000000 },
-	{ "TALLY_WATCHDOG_TIMEOUT", offsetof(struct settings, watchdog_s),
-	    8, 2, 3600 },
+#define SETTING(var, field, def, min, max, chart, meaning)		\
+	{ #var, offsetof(struct settings, field), def, min, max },
+#include "settings.def"
 };
 
 static int
@@ -60,22 +46,22 @@ parse_uint(const struct uint_setting *d, unsigned int *out, char *err,
 	return 0;
 }
 
-/* TALLY_LOG_LEVEL (applied by log_init): unset, empty or one of four. */
+/* TALLY_LOG_LEVEL (applied by log_init): unset, empty or a level's name. */
 static int
 check_log_level(char *err, size_t errlen)
 {
-	static const char *const levels[] = { "debug", "info", "warn",
-	    "error" };
 	const char	*v = getenv("TALLY_LOG_LEVEL");
+	char		 names[64] = "";
 	size_t		 i;
 
-	if (v == NULL || *v == '\0')
+	if (v == NULL || *v == '\0' || log_level_parse(v) >= 0)
 		return 0;
-	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-		if (strcmp(v, levels[i]) == 0)
-			return 0;
-	snprintf(err, errlen, "TALLY_LOG_LEVEL must be debug, info, warn or "
-	    "error, not \"%.32s\"", v);
+	for (i = 0; i < LOG_LEVEL__COUNT; i++)
+		snprintf(names + strlen(names), sizeof(names) - strlen(names),
+		    "%s%s", i == 0 ? "" : i + 1 < LOG_LEVEL__COUNT ? ", " :
+		    " or ", log_level_name((enum log_level)i));
+	snprintf(err, errlen, "TALLY_LOG_LEVEL must be %s, not \"%.32s\"",
+	    names, v);
 	return -1;
 }
 

@@ -61,10 +61,7 @@ time_handle(struct request *req, void *ctx)
 }
 
 static const struct responder time_responder = {
-	.name = "tally-time",
-	.routes = ROUTE_BIT(ROUTE_TIME),
-	.methods = METHODS_READ,
-	.threads = 8,		/* CPU only: more threads only add switches */
+	RESPONDER_DECLARED(time),	/* src/responders.def */
 	.start = time_start,
 	.handle = time_handle,
 	.stop = time_stop,

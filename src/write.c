@@ -129,10 +129,7 @@ write_handle(struct request *req, void *ctx)
 }
 
 static const struct responder write_responder = {
-	.name = "tally-write",
-	.routes = ROUTE_BIT(ROUTE_WRITE),
-	.methods = METHODS_WRITE,
-	.threads = 32,		/* waiting writes share one UPDATE */
+	RESPONDER_DECLARED(write),	/* src/responders.def */
 	.start = write_start,
 	.handle = write_handle,
 	.stop = write_stop,

@@ -22,7 +22,7 @@ source "$TALLY_SRCDIR/scripts/lib.sh"
 
 TID=4bf92f3577b34da6a3ce929d0e0e4736
 SID=00f067aa0ba902b7
-PROGRAMS=(time read write healthz metrics migrate)
+PROGRAMS=("${TALLY_RESPONDERS[@]}" migrate)
 
 # assert_api_error STATUS: the last answer is STATUS with a JSON body
 # {"error": non-empty string} and the API's headers.

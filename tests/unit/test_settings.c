@@ -1,5 +1,6 @@
 /* tally - unit tests for settings: defaults, bounds and refused values of
- * the TALLY_* environment variables. */
+ * the TALLY_* environment variables, for every whole number declared in
+ * src/settings.def. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,27 +15,12 @@ struct bound {
 	unsigned int	 def, min, max;
 };
 
-/* What docs/settings.md promises for each numeric setting. */
+/* Each whole number as src/settings.def declares it (which settings.c
+ * and the documentation read too): what it does with it is checked here. */
 static const struct bound bounds[] = {
-	{ "TALLY_PROCESSES", offsetof(struct settings, processes), 1, 1, 64 },
-	/* unset: 0, the responder's own default */
-	{ "TALLY_THREADS", offsetof(struct settings, threads), 0, 1, 1024 },
-	{ "TALLY_DB_TIMEOUT_MS", offsetof(struct settings, db_timeout_ms),
-	    2000, 10, 600000 },
-	{ "TALLY_DB_CONNECT_TIMEOUT",
-	    offsetof(struct settings, connect_timeout_s), 2, 1, 600 },
-	{ "TALLY_RETRY_AFTER", offsetof(struct settings, retry_after_s),
-	    1, 1, 3600 },
-	{ "TALLY_IO_TIMEOUT", offsetof(struct settings, io_timeout_s),
-	    10, 1, 3600 },
-	{ "TALLY_BATCH_MAX", offsetof(struct settings, batch_max),
-	    256, 1, 4096 },
-	{ "TALLY_IDEMPOTENCY_RETENTION",
-	    offsetof(struct settings, idem_retention_s), 86400, 1, 31536000 },
-	{ "TALLY_IDEMPOTENCY_MAX_KEYS",
-	    offsetof(struct settings, idem_max_keys), 10000000, 1, 2000000000 },
-	{ "TALLY_WATCHDOG_TIMEOUT", offsetof(struct settings, watchdog_s),
-	    8, 2, 3600 },
+#define SETTING(var, field, def, min, max, chart, meaning)		\
+	{ #var, offsetof(struct settings, field), def, min, max },
+#include "settings.def"
 };
 #define NBOUNDS	(sizeof(bounds) / sizeof(bounds[0]))
 

@@ -176,26 +176,14 @@ PGSSLROOTCERT: {{ printf "%s/ca.crt" (include "tally.caDir" .) | quote }}
 {{- end }}
 TALLY_TRUSTED_PROXIES: {{ join "," $v.config.trustedProxies | quote }}
 TALLY_LOG_LEVEL: {{ $v.config.logLevel | quote }}
-TALLY_PROCESSES: {{ $v.responders.processes | int64 | quote }}
-{{- if $v.responders.threads }}
-TALLY_THREADS: {{ $v.responders.threads | int64 | quote }}
-{{- end }}
-TALLY_DB_TIMEOUT_MS: {{ $v.config.dbTimeoutMs | int64 | quote }}
-TALLY_DB_CONNECT_TIMEOUT: {{ $v.config.dbConnectTimeout | int64 | quote }}
-TALLY_RETRY_AFTER: {{ $v.config.retryAfter | int64 | quote }}
-TALLY_IO_TIMEOUT: {{ $v.config.ioTimeout | int64 | quote }}
-TALLY_BATCH_MAX: {{ $v.config.batchMax | int64 | quote }}
-TALLY_IDEMPOTENCY_RETENTION: {{ $v.config.idempotencyRetention | int64 | quote }}
-TALLY_IDEMPOTENCY_MAX_KEYS: {{ $v.config.idempotencyMaxKeys | int64 | quote }}
+{{- /* The whole numbers src/settings.def gives a value (_generated.tpl). */}}
+{{- include "tally.settingsEnv" . }}
 TALLY_RUN_DIR: {{ include "tally.runDir" . | quote }}
 TALLY_SOCKET_DIR: {{ include "tally.runDir" . | quote }}
 TALLY_LISTEN: "0.0.0.0"
 TALLY_PORT: {{ $v.web.port | int64 | quote }}
 TALLY_INTERNAL_LISTEN: "0.0.0.0"
 TALLY_INTERNAL_PORT: {{ $v.web.internalPort | int64 | quote }}
-TALLY_READ_IDLE: {{ $v.web.idleTimeouts.read | int64 | quote }}
-TALLY_WRITE_IDLE: {{ $v.web.idleTimeouts.write | int64 | quote }}
-TALLY_KEEP_ALIVE_IDLE: {{ $v.web.idleTimeouts.keepAlive | int64 | quote }}
 {{- /* lighttpd's connection limits derive from the web container's
        memory limit (scripts/lib.sh, tally_conn_limits; README,
        "Connection limits"); the responders' backlogs follow them. */}}
