@@ -3,11 +3,12 @@
     report.py latency LOGFILE...      p50, p99 and p99.9 (microseconds)
                                       of pgbench per-transaction logs
     report.py report DIR CHART_GP     reads DIR/loads.tsv, DIR/cpu.tsv,
-                                      DIR/memory.tsv,
+                                      DIR/open.tsv, DIR/memory.tsv,
                                       DIR/memory-idle.tsv and
                                       DIR/machine.txt; writes
-                                      results.tsv, table.md, bench.png and
-                                      memory.png into DIR; prints the table
+                                      results.tsv, table.md, bench.png,
+                                      open.png and memory.png into DIR;
+                                      prints the table
 
 The targets are checked on the ratios at the highest connection count;
 a missed target is reported, it does not fail the run. The targets named
@@ -72,6 +73,10 @@ RATIOS = [
 ]
 
 CHART_TARGETS = [name for name, _ in TARGETS if name != "tally-mixed"]
+
+# The open-loop loads (open.tsv), in the order of their table and chart.
+OPEN_TARGETS = ["floor", "tally-time", "tally-read", "tally-write",
+                "tally-write-keyed", "prod-tally-write"]
 
 
 def percentile(values, p):
@@ -355,6 +360,89 @@ def write_memory_data(path, samples):
             f.write("\n\n")
 
 
+def open_results(directory):
+    """{(target, percent): its open.tsv row}, and the connections."""
+    rows = read_tsv(os.path.join(directory, "open.tsv"))
+    return ({(r["target"], int(r["percent"])): r for r in rows},
+            rows[0]["connections"] if rows else "")
+
+
+def open_rows(opened):
+    """One row per open-loop load: the rate asked and the rate sent, the
+    latencies from each request's due time, the generator's own lag."""
+    header = ["target", "% of capacity", "offered req/s", "sent req/s",
+              "p50 ms", "p99 ms", "p99.9 ms", "errors", "generator lag p99 ms",
+              "counter"]
+    rows = []
+    for name in OPEN_TARGETS:
+        for (target, pct), r in sorted(opened.items(), key=lambda x: x[0][1]):
+            if target != name:
+                continue
+            rows.append([LABELS[name], str(pct), r["rate"],
+                         f"{float(r['sent_rate']):.0f}",
+                         ms(int(r["p50_us"]) / 1000),
+                         ms(int(r["p99_us"]) / 1000),
+                         ms(int(r["p999_us"]) / 1000), r["errors"],
+                         ms(int(r["lag_p99_us"]) / 1000),
+                         {"ok": "exact", "-": "-"}.get(r["counter_check"],
+                                                       r["counter_check"])])
+    return header, rows
+
+
+def open_targets(opened, results, conns):
+    """The latency targets: open loop, tally /write's p99 within 1 ms of
+    the floor's at 50 and 75 % of the floor's capacity, and within 3 T
+    with production's commit latency T at 75 % of its bound; keyed
+    /write's p99 at most 3 times the floor's, open loop (75 %) and closed
+    loop (the highest connection count)."""
+    def p99(name, pct):
+        r = opened.get((name, pct))
+        return int(r["p99_us"]) / 1000 if r else None
+
+    def row(what, value, bound):
+        if value is None or bound is None:
+            return [what, "n/a", "", "not measured"]
+        return [what, ms(value), f"<= {ms(bound)}",
+                "met" if value <= bound else "MISSED"]
+
+    rows = []
+    for pct in (50, 75):
+        floor = p99("floor", pct)
+        rows.append(row(f"open {pct}%: {LABELS['tally-write']} p99 ms",
+                        p99("tally-write", pct),
+                        floor + 1 if floor is not None else None))
+    rows.append(row(f"open 75% of its bound: {LABELS['prod-tally-write']} "
+                    "p99 ms", p99("prod-tally-write", 75),
+                    3 * COMMIT_DELAY_MS))
+    floor = p99("floor", 75)
+    rows.append(row(f"open 75%: {LABELS['tally-write-keyed']} p99 ms",
+                    p99("tally-write-keyed", 75),
+                    3 * floor if floor is not None else None))
+    a, b = (results.get(("tally-write-keyed", conns)),
+            results.get(("floor", conns)))
+    rows.append(row(f"closed @{conns}: {LABELS['tally-write-keyed']} p99 ms",
+                    a["p99"] if a else None, 3 * b["p99"] if b else None))
+    return ["latency target", "value", "target", ""], rows
+
+
+def write_open_data(path, opened):
+    """One block per target: its "label", then "percent p50 p99 p99.9"."""
+    with open(path, "w", encoding="utf-8") as f:
+        for name in OPEN_TARGETS:
+            points = sorted((pct, r) for (target, pct), r in opened.items()
+                            if target == name)
+            if not points:
+                continue
+            label = LABELS[name] + (" (% of its bound)"
+                                    if name.startswith("prod-") else "")
+            f.write(f'"{label}"\n')
+            for pct, r in points:
+                f.write(f"{pct} {int(r['p50_us']) / 1000} "
+                        f"{int(r['p99_us']) / 1000} "
+                        f"{int(r['p999_us']) / 1000}\n")
+            f.write("\n\n")
+
+
 def cmd_report(directory, chart_gp):
     results = load_results(read_tsv(os.path.join(directory, "loads.tsv")))
     samples = read_tsv(os.path.join(directory, "memory.tsv"))
@@ -374,9 +462,17 @@ def cmd_report(directory, chart_gp):
         read_tsv(os.path.join(directory, "loads.tsv")))
     with open(os.path.join(directory, "machine.txt"), encoding="utf-8") as f:
         machine = f.read().rstrip("\n")
+    opened, open_conns = open_results(directory)
+    open_header, open_table = open_rows(opened)
+    goal_header, goals = open_targets(opened, results, conns_list[-1])
 
     print(machine, "", text_table(header, rows), "",
           text_table(ratio_header, ratios), sep="\n")
+    if open_table:
+        print("", f"open-loop loads ({open_conns} connections), latency "
+              "from each request's due time:",
+              text_table(open_header, open_table), sep="\n")
+    print("", text_table(goal_header, goals), sep="\n")
     if cpu_table:
         print("", "CPU time of each part during the loads:",
               text_table(cpu_header, cpu_table), sep="\n")
@@ -389,6 +485,8 @@ def cmd_report(directory, chart_gp):
             "\n".join(f"- {line}" for line in machine.splitlines()),
             markdown_table(header, rows),
             markdown_table(ratio_header, ratios),
+            markdown_table(open_header, open_table) if open_table else "",
+            markdown_table(goal_header, goals),
             markdown_table(cpu_header, cpu_table) if cpu_table else "",
             markdown_table(mem_header, mem_rows) if mem_rows else "",
         ])) + "\n")
@@ -397,6 +495,11 @@ def cmd_report(directory, chart_gp):
     write_chart_data(data, results, conns_list)
     plot(chart_gp, os.path.join(directory, "bench.png"), "loads", data,
          conns_list)
+    if opened:
+        data = os.path.join(directory, "open.dat")
+        write_open_data(data, opened)
+        plot(chart_gp, os.path.join(directory, "open.png"), "open", data,
+             [open_conns])
     if samples:
         data = os.path.join(directory, "memory.dat")
         write_memory_data(data, samples)
