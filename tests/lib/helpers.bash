@@ -52,8 +52,10 @@ tally_stack_start() {
 }
 
 tally_stack_stop() {
+	local rc=0
 	tally_stack_env
 	[[ -n ${STACK_DIR:-} && -d $STACK_DIR ]] || return 0
+	openapi_check || rc=1
 	stack_user_setup
 	stack_stop
 	# Keep the logs of a failed file for the test-suite log.
@@ -62,6 +64,30 @@ tally_stack_stop() {
 	else
 		rm -rf "$STACK_DIR"
 	fi
+	return "$rc"
+}
+
+# Every answer http() got from this stack (kept in $STACK_DIR/answers)
+# against the API's description, docs/openapi.yaml
+# (tests/openapi/validate.mjs says how): a path, method, status, header
+# or JSON body it does not describe fails the test file, the answer
+# named. Runs in tally_stack_stop, so in teardown_file.
+openapi_check() {
+	local answers=$STACK_DIR/answers node_dir out rc=0
+	[[ -d $answers ]] || return 0
+	if ! node_dir=$("$TALLY_SRCDIR/tests/openapi/install" 2>&1); then
+		echo "# the answers were not checked against docs/openapi.yaml: $node_dir" >&3
+		[[ ${TALLY_TEST_STRICT:-} != 1 ]]
+		return
+	fi
+	out=$(timeout 120 node "$TALLY_SRCDIR/tests/openapi/validate.mjs" \
+		"$TALLY_SRCDIR/docs/openapi.yaml" "$answers" "$node_dir" 2>&1) || rc=1
+	echo "# ${out##*$'\n'}" >&3
+	if ((rc != 0)); then
+		echo "$out"
+		echo "# the answers were in $answers: TALLY_KEEP_STACK=1 keeps them"
+	fi
+	return "$rc"
 }
 
 # Prerequisites, as git's test-lib has them: a test file that needs what
@@ -135,15 +161,30 @@ teardown_file() {
 # http METHOD PATH [curl options...]: sets HTTP_STATUS, HTTP_BODY and
 # HTTP_HEADERS (lower-cased names). Never fails by itself.
 # shellcheck disable=SC2034 # the HTTP_* results are for the callers
+# Each answer is kept in $STACK_DIR/answers for openapi_check.
 http() {
-	local method=$1 path=$2 out hdr
+	local method=$1 path=$2 keep='' out hdr listener=public
 	shift 2
-	out=$(mktemp) hdr=$(mktemp)
+	if [[ -n ${STACK_DIR:-} && -d $STACK_DIR ]]; then
+		mkdir -p "$STACK_DIR/answers"
+		keep=$(mktemp -d "$STACK_DIR/answers/a.XXXXXXXX")
+		out=$keep/body hdr=$keep/headers
+		: >"$out"
+		: >"$hdr"
+	else
+		out=$(mktemp) hdr=$(mktemp)
+	fi
 	HTTP_STATUS=$(curl -s -o "$out" -D "$hdr" -w '%{http_code}' --max-time 20 \
 		-X "$method" "$@" "$TALLY_URL$path") || true
 	HTTP_BODY=$(<"$out")
 	HTTP_HEADERS=$(tr -d '\r' <"$hdr" | sed 's/^\([^:]*\):/\L\1:/')
-	rm -f "$out" "$hdr"
+	if [[ -n $keep ]]; then
+		[[ $TALLY_URL != "${TALLY_INTERNAL_URL:-}" ]] || listener=internal
+		printf '%s\n' "$listener" "$method" "$path" >"$keep/request"
+		echo "$HTTP_STATUS" >"$keep/status"
+	else
+		rm -f "$out" "$hdr"
+	fi
 }
 
 # http_internal METHOD PATH [curl options...]: the same on the internal
