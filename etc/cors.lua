@@ -85,8 +85,10 @@ if r.req_item.http_status == 0 then
       return refuse("a cross-origin " .. (wanted:match("^%u+$") or "request"))
     end
     h["Access-Control-Allow-Origin"] = allow
+    -- the methods the API has that this origin may use (a method the
+    -- API lacks is then not among them: the browser stops there)
     h["Access-Control-Allow-Methods"] =
-      READ[wanted] and "GET, HEAD" or ("GET, HEAD, " .. wanted)
+      allowed("POST", origin) and "GET, HEAD, POST" or "GET, HEAD"
     h["Access-Control-Allow-Headers"] = ALLOW_HEADERS
     h["Access-Control-Max-Age"] = "600"
     h["Cache-Control"] = "no-store"

@@ -123,6 +123,10 @@ assert_vary_origin() {
 	assert_equal "$HTTP_STATUS" 204
 	assert_equal "$(header access-control-allow-origin)" "*"
 	assert_equal "$(header access-control-allow-methods)" "GET, HEAD"
+	# a listed origin's preflight of a read names POST too
+	http OPTIONS /read -H "Origin: $ALLOWED" -H 'Access-Control-Request-Method: GET'
+	assert_equal "$HTTP_STATUS" 204
+	assert_equal "$(header access-control-allow-methods)" "GET, HEAD, POST"
 }
 
 @test "a plain OPTIONS (no Access-Control-Request-Method) stays 405 with Allow" {
