@@ -92,6 +92,7 @@ if r.req_item.http_status == 0 then
     h["Access-Control-Allow-Headers"] = ALLOW_HEADERS
     h["Access-Control-Max-Age"] = "600"
     h["Cache-Control"] = "no-store"
+    h["X-Content-Type-Options"] = "nosniff"
     return 204
   end
   if not READ[method] and method ~= "OPTIONS" and allowed(method, origin) == nil
