@@ -183,6 +183,32 @@ tally_conn_limits() {
 	export TALLY_MAX_CONNECTIONS TALLY_MAX_FDS TALLY_FCGI_BACKLOG
 }
 
+# tally_cors_origins: checks TALLY_CORS_WRITE_ORIGINS, the origins whose
+# pages may write (etc/cors.lua reads it from lighttpd's environment):
+# "*" (any origin), or origins as browsers send them in Origin, comma-
+# separated: scheme http or https, a lower-case host name, IPv4 or
+# [IPv6] address, an optional port, no path ("https://example.org,
+# http://127.0.0.1:8000"). Unset or empty: none (cross-origin reads stay
+# open to every origin). Exports it, spaces removed; returns 1 with a
+# message naming the first bad entry.
+tally_cors_origins() {
+	local value=${TALLY_CORS_WRITE_ORIGINS:-} origin origins=()
+	value=${value//[[:space:]]/}
+	if [[ $value != "*" && -n $value ]]; then
+		IFS=, read -r -a origins <<<"$value,"
+		for origin in "${origins[@]}"; do
+			if [[ ! $origin =~ ^https?://([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(:([1-9][0-9]{0,4}))?$ ]] ||
+				((10#${BASH_REMATCH[4]:-1} > 65535)); then
+				say "TALLY_CORS_WRITE_ORIGINS must be \"*\" or origins separated by commas, each" \
+					"scheme://host[:port] as a browser sends it (http or https, a lower-case host, no path)," \
+					"not \"${origin}\""
+				return 1
+			fi
+		done
+	fi
+	export TALLY_CORS_WRITE_ORIGINS=$value
+}
+
 # --- bounded waits -----------------------------------------------------------
 
 # wait_until SECONDS COMMAND...: runs the command every 0.1 s until it

@@ -673,6 +673,7 @@ stack_lighttpd_start() {
 	export TALLY_LISTEN=${TALLY_LISTEN:-127.0.0.1} TALLY_PORT=${TALLY_PORT:-8080}
 	export TALLY_SOCKET_DIR="$STACK_DIR/run"
 	tally_conn_limits || return 1
+	tally_cors_origins || return 1
 	stack_lighttpd_internal_start || return 1
 	log=$(stack_log_target lighttpd) || return 1
 	stack_mkdir_own 0755 "$STACK_DIR/pid" || return 1

@@ -20,6 +20,9 @@
  *                         9007199254740993 ("big-number")
  *   TALLY_E2E_RESULTS     if set, a directory that gets NAME.result per
  *                         scenario: "ok", or "not ok" and the reason
+ *   TALLY_ORIGIN_ALLOWED, TALLY_ORIGIN_OTHER  two other origins serving a
+ *                         page, the first listed in the stack's
+ *                         TALLY_CORS_WRITE_ORIGINS ("cross-origin")
  *   CHROMIUM              the browser (default /usr/bin/chromium)
  *
  * Every scenario also fails on a console error or warning, an uncaught
@@ -548,6 +551,73 @@ async function bigNumber(session) {
 	watch.assertClean();
 }
 
+/* A page of another origin uses the API from the browser: it reads, and
+ * writes when its origin is listed in TALLY_CORS_WRITE_ORIGINS (the
+ * browser preflights the keyed JSON POST); an unlisted origin reads too
+ * but cannot write: the preflighted POST is refused by the browser, and
+ * the "simple" POST that is not preflighted, which does reach the
+ * server, is refused there and not counted. */
+async function crossOrigin(session) {
+	const allowed = requireEnv('TALLY_ORIGIN_ALLOWED');
+	const other = requireEnv('TALLY_ORIGIN_OTHER');
+	const visit = async (origin) => {
+		const context = await session.browser.newContext();
+		session.contexts.push(context);
+		const page = await context.newPage();
+		page.setDefaultTimeout(STEP_TIMEOUT_MS);
+		assert.equal((await page.goto(`${origin}/`)).status(), 200, `${origin} answers`);
+		assert.equal(await page.evaluate(() => location.origin), origin);
+		return page;
+	};
+	/* runs in the page: what a script of that origin gets */
+	const read = (page) => page.evaluate(async (base) => {
+		const r = await fetch(`${base}/read`, { cache: 'no-store' });
+		return { status: r.status, counter: (await r.json()).counter };
+	}, BASE);
+	const write = (page, key, mode = 'cors') => page.evaluate(async ([base, key, mode]) => {
+		const headers = key ? { 'Idempotency-Key': key, 'Content-Type': 'application/json' } : {};
+		try {
+			const r = await fetch(`${base}/write`, { method: 'POST', headers, mode, body: key ? '{}' : '' });
+			if (r.type === 'opaque')
+				return { opaque: true };
+			return { status: r.status, counter: (await r.json()).counter,
+				replayed: r.headers.get('Idempotent-Replayed') };
+		} catch (e) {
+			return { refused: `${e.name}: ${e.message}` };
+		}
+	}, [BASE, key, mode]);
+
+	let before = await apiCounter();
+	const listed = await visit(allowed);
+	assert.deepEqual(await read(listed), { status: 200, counter: before }, 'the listed origin reads');
+	const key = `cross-origin-${Date.now()}`;
+	const first = await write(listed, key);
+	assert.deepEqual(first, { status: 200, counter: before + 1, replayed: null },
+		'the listed origin writes (preflighted)');
+	const again = await write(listed, key);
+	assert.deepEqual(again, { status: 200, counter: before + 1, replayed: 'true' },
+		'it reads Idempotent-Replayed of the replay');
+	const simple = await write(listed, null);
+	assert.equal(simple.counter, before + 2, 'a simple POST of the listed origin counts');
+	/* a no-cors POST reaches the server (its answer stays hidden: the
+	 * API's Cross-Origin-Resource-Policy is same-origin) */
+	await write(listed, null, 'no-cors');
+	assert.equal(await apiCounter(), before + 3, 'the database has the three writes');
+
+	before = await apiCounter();
+	const unlisted = await visit(other);
+	assert.deepEqual(await read(unlisted), { status: 200, counter: before },
+		'an unlisted origin reads');
+	const preflighted = await write(unlisted, `cross-origin-other-${Date.now()}`);
+	assert.match(preflighted.refused || '', /^TypeError/, 'the browser refuses the preflighted POST');
+	const plain = await write(unlisted, null);
+	assert.match(plain.refused || '', /^TypeError/, 'the browser hides the simple POST\'s answer');
+	const blind = await write(unlisted, null, 'no-cors');
+	assert.ok(blind.opaque || /^TypeError/.test(blind.refused || ''),
+		'a no-cors POST gets nothing to read');
+	assert.equal(await apiCounter(), before, 'nothing the unlisted origin sent counted');
+}
+
 const SCENARIOS = {
 	facts,
 	increment,
@@ -555,6 +625,7 @@ const SCENARIOS = {
 	'lost-answer': lostAnswer,
 	'database-outage': databaseOutage,
 	screenshots,
+	'cross-origin': crossOrigin,
 	'big-number': bigNumber,	/* last: it leaves the counter beyond 2^53 */
 };
 

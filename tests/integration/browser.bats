@@ -18,8 +18,43 @@ require_browser_tools() {
 		prerequisite_missing "playwright-core is missing: npm ci --prefix tests/e2e"
 }
 
+# Two other origins for the cross-origin scenario: pages of
+# http.server on two more loopback ports, the first listed in
+# TALLY_CORS_WRITE_ORIGINS, the second not. Stopped by PID.
+origins_start() {
+	local site="$BATS_FILE_TMPDIR/site" which port
+	mkdir -p "$site"
+	printf '<!doctype html><title>another origin</title><p>another origin\n' >"$site/index.html"
+	for which in ALLOWED OTHER; do
+		port=$(free_port)
+		python3 -m http.server --bind 127.0.0.1 --directory "$site" "$port" \
+			>"$BATS_FILE_TMPDIR/origin-$which.log" 2>&1 &
+		echo "$!" >>"$BATS_FILE_TMPDIR/origin-pids"
+		export "TALLY_ORIGIN_$which=http://127.0.0.1:$port"
+		wait_until 15 http_answers "http://127.0.0.1:$port/" ||
+			fail "the static server on port $port does not answer"
+	done
+	export TALLY_CORS_WRITE_ORIGINS=$TALLY_ORIGIN_ALLOWED
+}
+
+origins_stop() {
+	local pid
+	[[ -f $BATS_FILE_TMPDIR/origin-pids ]] || return 0
+	while read -r pid; do
+		kill "$pid" 2>/dev/null || true
+		wait_until 10 pid_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+	done <"$BATS_FILE_TMPDIR/origin-pids"
+	rm -f "$BATS_FILE_TMPDIR/origin-pids"
+}
+
+teardown_file() {
+	origins_stop
+	tally_stack_stop
+}
+
 setup_file() {
 	require_browser_tools || return 0
+	origins_start
 	tally_stack_start
 	export TALLY_SRCDIR
 	# kept after the run: tests/e2e/screenshots/ and tests/e2e/browser.out
@@ -80,4 +115,8 @@ scenario() {
 	for f in page-375-big.png page-1280-big.png; do
 		[[ -s $TALLY_SCREENSHOT_DIR/$f ]] || fail "no screenshot $f"
 	done
+}
+
+@test "another origin's page: reads and, when listed, increments; an unlisted one cannot write" {
+	scenario cross-origin
 }

@@ -11,6 +11,8 @@
 //     must be there and every header it describes match its schema; the
 //     Content-Type must be one the response describes, and a JSON body
 //     (not HEAD's) must match its schema;
+//   - OPTIONS answered 204 or 403 on a public path: a CORS preflight
+//     (components/responses/Preflight, CrossOriginRefused);
 //   - any other path: a JSON answer must be an Error (the 404 listing
 //     the API, lighttpd's refusals); others (the page, its HTML errors)
 //     are not the API's.
@@ -130,6 +132,13 @@ function checkAnswer(ans) {
 			ans, `${name} (no such path in the description: an Error)`);
 	}
 	const op = item[ans.method.toLowerCase()];
+	if (!op && ans.method === 'OPTIONS' && /^(204|403)$/.test(ans.status) &&
+		listeners(item).includes('public')) {
+		// a CORS preflight, answered by lighttpd (etc/cors.lua)
+		const resp = ans.status === '204' ? 'Preflight' : 'CrossOriginRefused';
+		return checkResponse({ $ref: `#/components/responses/${resp}` }, ans,
+			`${name} (a preflight: components/responses/${resp})`);
+	}
 	if (!op) {
 		const resp = ans.status === '405' ? 'MethodNotAllowed' : 'Refused';
 		const problems = checkResponse({ $ref: `#/components/responses/${resp}` }, ans,

@@ -184,6 +184,7 @@ TALLY_LISTEN: "0.0.0.0"
 TALLY_PORT: {{ $v.web.port | int64 | quote }}
 TALLY_INTERNAL_LISTEN: "0.0.0.0"
 TALLY_INTERNAL_PORT: {{ $v.web.internalPort | int64 | quote }}
+TALLY_CORS_WRITE_ORIGINS: {{ join "," $v.web.corsWriteOrigins | quote }}
 {{- /* lighttpd's connection limits derive from the web container's
        memory limit (scripts/lib.sh, tally_conn_limits; README,
        "Connection limits"); the responders' backlogs follow them. */}}
