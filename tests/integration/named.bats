@@ -96,6 +96,7 @@ RULE="a counter's name is a key or a namespace and a key, separated by one '/' (
 	local out name n=60 before_default
 	out="$BATS_TEST_TMPDIR/writes"
 	before_default=$(counter_value)
+	# shellcheck disable=SC2016 # sh -c's script expands its own arguments
 	for name in load/a load/b load.c ""; do
 		for _ in $(seq $n); do
 			echo "/write${name:+/$name}"
@@ -121,6 +122,7 @@ RULE="a counter's name is a key or a namespace and a key, separated by one '/' (
 @test "keyed writes to several counters at once: each key counts once, on its own counter" {
 	local out name n=30
 	out="$BATS_TEST_TMPDIR/keyed"
+	# shellcheck disable=SC2016 # sh -c's script expands its own arguments
 	for name in kc/a kc/b; do
 		for i in $(seq $n); do
 			# each key twice: one counts, the other replays it

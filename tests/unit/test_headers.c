@@ -66,8 +66,9 @@ test_names(void)
 {
 	static const char *const good[] = { "visits", "example.com/visits",
 	    "a", "A-Z_a.z-0.9", "...", "a/...", ".x", "x..",
-	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/"
-	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+	    /* the longest: 64 and 64 */
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/\
+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
 	static const char *const bad[] = { "", "/", "/a", "a/", "a//b",
 	    "a/b/c", ".", "..", "./a", "a/.", "a/..", "../a", "a b", "a%2Fb",
 	    "a%2fb", "a:b", "a\\b", "a\"b", "\xc3\xa9",
