@@ -216,7 +216,8 @@ REVOKE ALL ON FUNCTION tally_count_named(text[], bigint[], text[], text[],
 
 -- The previous version's keyed batches: the default counter's, through
 -- the function above, so that a key of a named counter is not replayed
--- with its value there.
+-- with its value there: that version knows no 'other', so such a key
+-- answers 'full' (503, not counted).
 CREATE OR REPLACE FUNCTION tally_count_keyed(unkeyed bigint, keys text[],
                                              retention_s integer,
                                              max_keys bigint)
