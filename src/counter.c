@@ -371,8 +371,10 @@ run_named(struct counter *cn, struct batch_item **items, size_t n)
 	for (i = 0; i < n; i++)
 		calls[i] = call_of(items[i]);
 	qsort(calls, n, sizeof(*calls), compare_calls);
-	if (named_literals(calls, n, &lit[0], &lit[1], &lit[2], &lit[3]) != 0)
+	if (named_literals(calls, n, &lit[0], &lit[1], &lit[2], &lit[3]) != 0) {
+		log_error("out of memory", NULL);
 		goto out;
+	}
 	for (i = 0; i < 4; i++)
 		params[i] = literal_end(&lit[i]);
 	snprintf(rbuf, sizeof(rbuf), "%u", cn->cfg->idem_retention_s);
@@ -400,8 +402,6 @@ run_named(struct counter *cn, struct batch_item **items, size_t n)
 out:
 	for (i = 0; i < 4; i++)
 		free(lit[i].s);
-	if (lit[0].s == NULL && rc != 0)
-		log_error("out of memory", NULL);
 	return rc;
 }
 
