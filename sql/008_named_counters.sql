@@ -26,11 +26,13 @@
 -- locks one row: the default counter's). Answers, for each name in the
 -- order given, a row with key NULL: the counter's new value and how many
 -- of its unkeyed increments counted (the first ones), or value NULL and
--- outcome 'absent' (not created: only read) or 'cap' (not created:
--- TALLY_MAX_COUNTERS named counters exist); then one row per key of that
--- counter in the order given: its value and outcome as tally_count_keyed
--- (005) answers, or 'other' (the key belongs to another counter) or
--- 'cap'. A counter's keys are counted after its unkeyed increments.
+-- outcome 'cap' (not created for its unkeyed increments:
+-- TALLY_MAX_COUNTERS named counters exist) or 'absent' (not created:
+-- only read, or only keys refused); then one row per key of that counter
+-- in the order given: its value and outcome as tally_count_keyed (005)
+-- answers, or 'other' (the key belongs to another counter) or 'cap'. A
+-- counter's keys are counted after its unkeyed increments. A write with
+-- a key of another counter never creates its counter.
 --
 -- tally_count_keyed (005) now runs tally_count_named for the default
 -- counter, for the responders of the previous version during an upgrade.
@@ -89,8 +91,17 @@ BEGIN
     SELECT coalesce(array_agg(DISTINCT w.n), '{}') INTO written
       FROM (SELECT u.n FROM unnest(names, adds) AS u(n, a) WHERE u.a > 0
             UNION ALL SELECT kn FROM unnest(key_names) AS kn) AS w;
+    -- A counter is created for an unkeyed increment, or for a key that
+    -- no counter holds: not for keys of other counters alone (refused).
     SELECT coalesce(array_agg(w), '{}') INTO missing FROM unnest(written) w
-     WHERE NOT EXISTS (SELECT FROM tally_counter AS c WHERE c.name = w);
+     WHERE NOT EXISTS (SELECT FROM tally_counter AS c WHERE c.name = w)
+       AND (EXISTS (SELECT FROM unnest(names, adds) AS u(n, a)
+                     WHERE u.n = w AND u.a > 0)
+            OR EXISTS (SELECT FROM unnest(keys, key_names) AS k(k, n)
+                        WHERE k.n = w AND NOT EXISTS (
+                              SELECT FROM tally_idempotency_keys AS t
+                               WHERE t.key = k.k AND t.created_at >=
+                                     now() - make_interval(secs => retention_s))));
 
     IF cardinality(missing) > 0 OR cardinality(keys) > 0 THEN
         SELECT c.keys_added, c.counters INTO added, n_cnt
@@ -98,11 +109,19 @@ BEGIN
         locked := true;
     END IF;
     IF cardinality(missing) > 0 THEN
-        -- Under that lock nobody else creates counters: look again.
+        -- Under that lock nobody else creates counters or records keys:
+        -- look again.
         SELECT coalesce(array_agg(m.n ORDER BY m.o), '{}') INTO missing
           FROM unnest(missing) WITH ORDINALITY AS m(n, o)
          WHERE NOT EXISTS (SELECT FROM tally_counter AS c
-                            WHERE c.name = m.n);
+                            WHERE c.name = m.n)
+           AND (EXISTS (SELECT FROM unnest(names, adds) AS u(n, a)
+                         WHERE u.n = m.n AND u.a > 0)
+                OR EXISTS (SELECT FROM unnest(keys, key_names) AS k(k, n)
+                            WHERE k.n = m.n AND NOT EXISTS (
+                                  SELECT FROM tally_idempotency_keys AS t
+                                   WHERE t.key = k.k AND t.created_at >=
+                                         now() - make_interval(secs => retention_s))));
         INSERT INTO tally_counter (name, value)
         SELECT m.n, 0 FROM unnest(missing) WITH ORDINALITY AS m(n, o)
          WHERE m.o <= greatest(max_counters - n_cnt, 0)
@@ -124,10 +143,15 @@ BEGIN
         SELECT c.id, c.value INTO cid, old_v
           FROM tally_counter AS c WHERE c.name = names[ci];
         IF NOT FOUND THEN
+            -- Not created: at the cap, or only keys of other counters.
             RETURN QUERY SELECT names[ci], NULL::text, NULL::bigint,
-                CASE WHEN names[ci] = ANY (written) THEN 'cap'
-                     ELSE 'absent' END, 0::bigint;
-            RETURN QUERY SELECT names[ci], u.k, NULL::bigint, 'cap',
+                CASE WHEN adds[ci] > 0 THEN 'cap' ELSE 'absent' END,
+                0::bigint;
+            RETURN QUERY SELECT names[ci], u.k, NULL::bigint,
+                CASE WHEN EXISTS (SELECT FROM tally_idempotency_keys AS t
+                                   WHERE t.key = u.k AND t.created_at >=
+                                         now() - make_interval(secs => retention_s))
+                     THEN 'other' ELSE 'cap' END,
                 NULL::bigint FROM unnest(mine) WITH ORDINALITY AS u(k, o)
                 ORDER BY u.o;
             CONTINUE;

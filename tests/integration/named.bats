@@ -157,8 +157,10 @@ RULE="a counter's name is a key or a namespace and a key, separated by one '/' (
 	assert_equal "$(jq -r .error <<<"$HTTP_BODY")" \
 		"this Idempotency-Key counted on another counter: not counted here; use a new key"
 	assert_equal "$(header idempotent-replayed)" ""
-	# created by that write, but nothing counted
-	assert_equal "$(named_value keys/b)" 0
+	# nor created by it
+	assert_equal "$(named_value keys/b)" ""
+	http GET /read/keys/b
+	assert_equal "$HTTP_STATUS" 404
 	before=$(counter_value)
 	write_with_key named-key-1
 	assert_equal "$HTTP_STATUS" 422
@@ -274,11 +276,13 @@ RULE="a counter's name is a key or a namespace and a key, separated by one '/' (
 		"SELECT string_agg(key || '=' || value || ':' || outcome, ',')
 		FROM tally_count_keyed(0, ARRAY['up-1'], 86400, 1000) WHERE key IS NOT NULL")" \
 		"up-1=42:replayed"
-	# they belong to the default counter: another one refuses them
+	# they belong to the default counter: another one refuses them (and
+	# is not created for them)
 	assert_equal "$(psql -X -q -tA -d "$url" -c \
 		"SELECT string_agg(coalesce(key, '-') || ':' || coalesce(outcome, value::text), ',')
 		FROM tally_count_named(ARRAY['x'], ARRAY[0::bigint], ARRAY['up-2'],
-			ARRAY['x'], 86400, 1000, 10)")" "-:0,up-2:other"
+			ARRAY['x'], 86400, 1000, 10)")" "-:absent,up-2:other"
+	assert_equal "$(psql -X -q -tA -d "$url" -c "SELECT count(*) FROM tally_counter")" 1
 	assert_equal "$(psql -X -q -tA -d "$url" -c \
 		"SELECT value FROM tally_counter WHERE id = 1")" 43
 	psql_tally "DROP DATABASE tally_upgrade"
