@@ -195,6 +195,16 @@ RULE="a counter's name is a key or a namespace and a key, separated by one '/' (
 	grep -qi '^Content-Length: 13' <<<"$answer"
 	# nothing after the blank line that ends the headers
 	assert_equal "$(sed '1,/^\r*$/d' <<<"$answer")" ""
+	# the API's CORS rules hold (docs/api.md): reads open to every origin,
+	# writes from an origin not listed refused before they count
+	http GET /read/methods/x -H 'Origin: https://other.example'
+	assert_equal "$(header access-control-allow-origin)" "*"
+	http POST /write/methods/x -d '' -H 'Origin: https://other.example'
+	assert_equal "$HTTP_STATUS" 403
+	http POST /write/methods/y -d '' -H 'Origin: https://other.example'
+	assert_equal "$HTTP_STATUS" 403
+	assert_equal "$(named_value methods/x)" 1
+	assert_equal "$(named_value methods/y)" ""
 	answer=$(raw_http "HEAD /read/methods/none HTTP/1.0"$'\r\n\r\n')
 	assert_equal "$(head -1 <<<"$answer" | tr -d '\r')" "HTTP/1.0 404 Not Found"
 	assert_equal "$(sed '1,/^\r*$/d' <<<"$answer")" ""
