@@ -23,23 +23,25 @@ _Static_assert(COUNTER_MAX == INT64_MAX, "COUNTER_MAX is a bigint's largest");
 enum {
 	STMT_READ,
 	STMT_INCREMENT,
-	STMT_INCREMENT_KEYED,
+	STMT_COUNT_NAMED,
 	STMT_FILL,
 	STMT__COUNT
 };
 
 static const struct db_statement statements[STMT__COUNT] = {
+	/* With the number of named counters, for the metrics. */
 	[STMT_READ] = { "tally_read",
-	    "SELECT value FROM tally_counter WHERE id = 1", 0, SSTMT_READ },
+	    "SELECT value, counters FROM tally_counter WHERE id = 1", 0,
+	    SSTMT_READ },
 	/* No row when the k increments do not fit below the maximum. */
 	[STMT_INCREMENT] = { "tally_increment",
 	    "UPDATE tally_counter SET value = value + $1 WHERE id = 1 "
 	    "AND value <= " COUNTER_MAX_DIGITS " - $1 RETURNING value", 1,
 	    SSTMT_INCREMENT },
-	[STMT_INCREMENT_KEYED] = { "tally_count_keyed",
-	    "SELECT key, value, outcome, counted FROM tally_count_keyed("
-	    "$1::bigint, $2::text[], $3::integer, $4::bigint)",
-	    4, SSTMT_INCREMENT_KEYED },
+	[STMT_COUNT_NAMED] = { "tally_count_named",
+	    "SELECT name, key, value, outcome, counted FROM tally_count_named("
+	    "$1::text[], $2::bigint[], $3::text[], $4::text[], $5::integer, "
+	    "$6::bigint, $7::bigint)", 7, SSTMT_INCREMENT_KEYED },
 	/* Then: adds what fits of k; answers the new value and the old. */
 	[STMT_FILL] = { "tally_increment_fill",
 	    "WITH old AS (SELECT value FROM tally_counter WHERE id = 1 "
@@ -75,7 +77,7 @@ single_value(PGresult *res, long long *out)
 {
 	int	rc = -1;
 
-	if (PQntuples(res) == 1 && PQnfields(res) == 1 &&
+	if (PQntuples(res) == 1 && PQnfields(res) >= 1 &&
 	    !PQgetisnull(res, 0, 0))
 		rc = parse_value(PQgetvalue(res, 0, 0), out);
 	if (rc != 0)
@@ -136,62 +138,100 @@ assign_values(struct batch_item **items, size_t n, long long before,
 	}
 }
 
+/* The default counter's name is "". */
+static const char *
+name_of(const struct counter_call *c)
+{
+	return c->name != NULL ? c->name : "";
+}
+
+/* Calls in the order tally_count_named answers them: by counter name,
+ * each counter's calls without a key first, then its keyed calls by key. */
 static int
-compare_keys(const void *a, const void *b)
+compare_calls(const void *a, const void *b)
 {
-	return strcmp((*(struct counter_call *const *)a)->key,
-	    (*(struct counter_call *const *)b)->key);
+	const struct counter_call	*x = *(struct counter_call *const *)a;
+	const struct counter_call	*y = *(struct counter_call *const *)b;
+	int				 d;
+
+	if ((d = strcmp(name_of(x), name_of(y))) != 0)
+		return d;
+	if (x->key == NULL || y->key == NULL)
+		return (x->key != NULL) - (y->key != NULL);
+	return strcmp(x->key, y->key);
 }
 
-/* The distinct keys, sorted, as a PostgreSQL text[] literal. Keys are
- * printable ASCII; '"' and '\' are escaped. Returns NULL if out of memory. */
-static char *
-keys_literal(struct counter_call **calls, size_t n)
+/* A PostgreSQL array literal being built: s has room for what is added
+ * (sized by the caller), len its length. */
+struct literal {
+	char	*s;
+	size_t	 len;
+};
+
+/* Appends text as a quoted element; '"' and '\' are escaped. Keys are
+ * printable ASCII and names fewer still (request.h). */
+static void
+literal_add(struct literal *l, const char *text)
 {
-	size_t		 i, size = 3, len = 0;
 	const char	*p;
-	char		*s;
 
-	for (i = 0; i < n; i++)
-		size += 2 * strlen(calls[i]->key) + 3;
-	if ((s = malloc(size)) == NULL)
-		return NULL;
-	s[len++] = '{';
-	for (i = 0; i < n; i++) {
-		if (i > 0 && strcmp(calls[i]->key, calls[i - 1]->key) == 0)
-			continue;
-		if (len > 1)
-			s[len++] = ',';
-		s[len++] = '"';
-		for (p = calls[i]->key; *p != '\0'; p++) {
-			if (*p == '"' || *p == '\\')
-				s[len++] = '\\';
-			s[len++] = *p;
-		}
-		s[len++] = '"';
+	if (l->len > 1)
+		l->s[l->len++] = ',';
+	l->s[l->len++] = '"';
+	for (p = text; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			l->s[l->len++] = '\\';
+		l->s[l->len++] = *p;
 	}
-	s[len++] = '}';
-	s[len] = '\0';
-	return s;
+	l->s[l->len++] = '"';
 }
 
-/* One key's row of tally_count_keyed into c. Returns 1 if the key was
+static int
+literal_new(struct literal *l, size_t size)
+{
+	if ((l->s = malloc(size + 3)) == NULL)
+		return -1;
+	l->s[0] = '{';
+	l->len = 1;
+	return 0;
+}
+
+static const char *
+literal_end(struct literal *l)
+{
+	l->s[l->len++] = '}';
+	l->s[l->len] = '\0';
+	return l->s;
+}
+
+/* One key's row of tally_count_named into c. Returns 1 if the key was
  * counted now, 0 if not, -1 if the row is odd. */
 static int
 read_keyed_row(PGresult *res, int row, struct counter_call *c)
 {
-	const char	*outcome = PQgetvalue(res, row, 2);
+	static const struct {
+		const char		*outcome;
+		enum counter_refusal	 refused;
+	} refusals[] = {
+		{ "maximum", COUNTER_AT_MAXIMUM },
+		{ "full", COUNTER_KEYS_FULL },
+		{ "other", COUNTER_KEY_ELSEWHERE },
+		{ "cap", COUNTER_CAP },
+	};
+	const char	*outcome = PQgetvalue(res, row, 3);
+	size_t		 i;
 
-	if (strcmp(PQgetvalue(res, row, 0), c->key) != 0)
+	if (strcmp(PQgetvalue(res, row, 0), name_of(c)) != 0 ||
+	    strcmp(PQgetvalue(res, row, 1), c->key) != 0)
 		return -1;
-	if (strcmp(outcome, "maximum") == 0 || strcmp(outcome, "full") == 0) {
-		c->refused = outcome[0] == 'm' ? COUNTER_AT_MAXIMUM :
-		    COUNTER_KEYS_FULL;
-		return 0;
-	}
+	for (i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++)
+		if (strcmp(outcome, refusals[i].outcome) == 0) {
+			c->refused = refusals[i].refused;
+			return 0;
+		}
 	if ((strcmp(outcome, "counted") != 0 &&
 	    strcmp(outcome, "replayed") != 0) ||
-	    parse_value(PQgetvalue(res, row, 1), &c->value) != 0)
+	    parse_value(PQgetvalue(res, row, 2), &c->value) != 0)
 		return -1;
 	c->replayed = outcome[0] == 'r';
 	c->ok = 1;
@@ -199,81 +239,170 @@ read_keyed_row(PGresult *res, int row, struct counter_call *c)
 }
 
 /*
- * Reads tally_count_keyed's rows into the keyed calls (sorted by key, so
- * rows and calls go in the same order). The first call of a key takes
- * the row's outcome; a second call with the same key in the batch is a
- * replay of the first (or refused like it). Returns the number of keys
- * counted now, or -1.
+ * One counter's rows (from *row on) into its calls calls[0..n-1]
+ * (sorted: compare_calls): the counter's row, then one per distinct key.
+ * The first call of a key takes the row's outcome; a second call with
+ * the same key is a replay of the first (or refused like it). Returns 0
+ * with *row past them, or -1 if they are odd.
  */
-static long long
-read_keyed_rows(PGresult *res, struct counter_call **calls, size_t n)
+static int
+read_counter_rows(PGresult *res, int *row, struct counter_call **calls,
+    size_t n)
 {
-	long long	 fresh = 0;
-	size_t		 i;
-	int		 row = 0, counted;
+	struct counter_call	*c;
+	const char		*outcome;
+	long long		 v = 0, counted, fresh = 0, before;
+	size_t			 i;
+	int			 r = *row, got, absent;
 
+	if (r >= PQntuples(res) ||
+	    strcmp(PQgetvalue(res, r, 0), name_of(calls[0])) != 0 ||
+	    !PQgetisnull(res, r, 1) ||
+	    parse_value(PQgetvalue(res, r, 4), &counted) != 0)
+		return -1;
+	outcome = PQgetvalue(res, r, 3);
+	absent = !PQgetisnull(res, r, 3);
+	if (absent ? strcmp(outcome, "absent") != 0 &&
+	    strcmp(outcome, "cap") != 0 :
+	    parse_value(PQgetvalue(res, r, 2), &v) != 0)
+		return -1;
 	for (i = 0; i < n; i++) {
-		if (i > 0 && strcmp(calls[i]->key, calls[i - 1]->key) == 0) {
-			calls[i]->value = calls[i - 1]->value;
-			calls[i]->replayed = calls[i - 1]->ok;
-			calls[i]->ok = calls[i - 1]->ok;
-			calls[i]->refused = calls[i - 1]->refused;
+		c = calls[i];
+		if (c->key == NULL)
+			continue;
+		if (i > 0 && calls[i - 1]->key != NULL &&
+		    strcmp(c->key, calls[i - 1]->key) == 0) {
+			c->value = calls[i - 1]->value;
+			c->replayed = calls[i - 1]->ok;
+			c->ok = calls[i - 1]->ok;
+			c->refused = calls[i - 1]->refused;
 			continue;
 		}
-		row++;
-		if (row >= PQntuples(res) ||
-		    (counted = read_keyed_row(res, row, calls[i])) < 0)
+		if (++r >= PQntuples(res) ||
+		    (got = read_keyed_row(res, r, c)) < 0)
 			return -1;
-		fresh += counted;
+		fresh += got;
 	}
-	return row + 1 == PQntuples(res) ? fresh : -1;
+	*row = r + 1;
+	if (absent) {
+		for (i = 0; i < n; i++)
+			if (calls[i]->key == NULL)
+				calls[i]->refused = is_read(calls[i]) ||
+				    outcome[0] == 'a' ? COUNTER_ABSENT :
+				    COUNTER_CAP;
+		return 0;
+	}
+	if (*name_of(calls[0]) == '\0')
+		stats_counter_seen(v);
+	before = v - fresh - counted;
+	for (i = 0; i < n; i++) {
+		c = calls[i];
+		if (is_read(c)) {
+			c->ok = 1;
+			c->value = v;
+		} else if (c->key != NULL)
+			continue;
+		else if (counted > 0) {
+			c->ok = 1;
+			c->value = ++before;
+			counted--;
+		} else
+			c->refused = COUNTER_AT_MAXIMUM;
+	}
+	return 0;
 }
 
-/* A batch with keyed increments: one call of tally_count_keyed. */
+/* The literals of tally_count_named's arrays for the sorted calls:
+ * names and adds (one per counter), keys and key_names (one per
+ * distinct key of a counter). Returns 0, or -1 if out of memory. */
 static int
-run_keyed(struct counter *cn, struct batch_item **items, size_t n,
-    long long unkeyed)
+named_literals(struct counter_call **calls, size_t n, struct literal *names,
+    struct literal *adds, struct literal *keys, struct literal *knames)
 {
-	struct counter_call	**keyed = cn->keyed;
+	size_t		 i, j, size = 0, ksize = 0;
+	long long	 unkeyed;
+	char		 num[24];
+	int		 m;
+
+	for (i = 0; i < n; i++) {
+		size += 2 * strlen(name_of(calls[i])) + 3;
+		if (calls[i]->key != NULL)
+			ksize += 2 * strlen(calls[i]->key) + 3;
+	}
+	if (literal_new(names, size) != 0 || literal_new(adds, n * 22) != 0 ||
+	    literal_new(keys, ksize) != 0 || literal_new(knames, size) != 0)
+		return -1;
+	for (i = 0; i < n; i = j) {
+		unkeyed = 0;
+		for (j = i; j < n && strcmp(name_of(calls[j]),
+		    name_of(calls[i])) == 0; j++) {
+			if (calls[j]->key == NULL) {
+				unkeyed += !is_read(calls[j]);
+				continue;
+			}
+			if (j > i && calls[j - 1]->key != NULL &&
+			    strcmp(calls[j]->key, calls[j - 1]->key) == 0)
+				continue;
+			literal_add(keys, calls[j]->key);
+			literal_add(knames, name_of(calls[j]));
+		}
+		literal_add(names, name_of(calls[i]));
+		m = snprintf(num, sizeof(num), "%lld", unkeyed);
+		if (adds->len > 1)
+			adds->s[adds->len++] = ',';
+		memcpy(adds->s + adds->len, num, (size_t)m);
+		adds->len += (size_t)m;
+	}
+	return 0;
+}
+
+/* A batch with keys or named counters: one call of tally_count_named. */
+static int
+run_named(struct counter *cn, struct batch_item **items, size_t n)
+{
+	struct counter_call	**calls = cn->keyed;
+	struct literal		  lit[4] = { { NULL, 0 } };
 	PGresult		 *res;
-	const char		 *params[4];
-	char			  kbuf[24], rbuf[16], mbuf[16], *lit;
-	long long		  v, fresh, counted;
-	size_t			  i, nkeyed = 0;
+	const char		 *params[7];
+	char			  rbuf[16], mbuf[16], cbuf[16];
+	size_t			  i, j;
+	int			  row = 0, rc = -1;
 
 	for (i = 0; i < n; i++)
-		if (call_of(items[i])->key != NULL)
-			keyed[nkeyed++] = call_of(items[i]);
-	qsort(keyed, nkeyed, sizeof(*keyed), compare_keys);
-	if ((lit = keys_literal(keyed, nkeyed)) == NULL)
-		return -1;
-	snprintf(kbuf, sizeof(kbuf), "%lld", unkeyed);
-	snprintf(rbuf, sizeof(rbuf), "%u", cn->cfg->idem_retention_s);
-	params[0] = kbuf;
-	params[1] = lit;
-	params[2] = rbuf;
-	snprintf(mbuf, sizeof(mbuf), "%u", cn->cfg->idem_max_keys);
-	params[3] = mbuf;
-	if (db_exec_meanwhile(cn->db, &statements[STMT_INCREMENT_KEYED],
-	    params, &res, answer_previous, cn) != 0) {
-		free(lit);
-		return -1;
+		calls[i] = call_of(items[i]);
+	qsort(calls, n, sizeof(*calls), compare_calls);
+	if (named_literals(calls, n, &lit[0], &lit[1], &lit[2], &lit[3]) != 0) {
+		log_error("out of memory", NULL);
+		goto out;
 	}
-	free(lit);
-	if (PQntuples(res) < 1 || PQnfields(res) != 4 ||
-	    parse_value(PQgetvalue(res, 0, 1), &v) != 0 ||
-	    parse_value(PQgetvalue(res, 0, 3), &counted) != 0 ||
-	    counted < 0 || counted > unkeyed ||
-	    (fresh = read_keyed_rows(res, keyed, nkeyed)) < 0) {
-		log_error("database: tally_count_keyed answered oddly; "
+	for (i = 0; i < 4; i++)
+		params[i] = literal_end(&lit[i]);
+	snprintf(rbuf, sizeof(rbuf), "%u", cn->cfg->idem_retention_s);
+	snprintf(mbuf, sizeof(mbuf), "%u", cn->cfg->idem_max_keys);
+	snprintf(cbuf, sizeof(cbuf), "%u", cn->cfg->max_counters);
+	params[4] = rbuf;
+	params[5] = mbuf;
+	params[6] = cbuf;
+	if (db_exec_meanwhile(cn->db, &statements[STMT_COUNT_NAMED],
+	    params, &res, answer_previous, cn) != 0)
+		goto out;
+	rc = PQnfields(res) == 5 ? 0 : -1;
+	for (i = 0; rc == 0 && i < n; i = j) {
+		for (j = i; j < n && strcmp(name_of(calls[j]),
+		    name_of(calls[i])) == 0; j++)
+			;
+		rc = read_counter_rows(res, &row, calls + i, j - i);
+	}
+	if (rc != 0 || row != PQntuples(res)) {
+		log_error("database: tally_count_named answered oddly; "
 		    "run tally-migrate", NULL);
-		PQclear(res);
-		return -1;
+		rc = -1;
 	}
 	PQclear(res);
-	stats_counter_seen(v);
-	assign_values(items, n, v - fresh - counted, counted, v);
-	return 0;
+out:
+	for (i = 0; i < 4; i++)
+		free(lit[i].s);
+	return rc;
 }
 
 /* When the k increments do not fit below the maximum: adds what fits.
@@ -320,6 +449,9 @@ run_plain(struct counter *cn, struct batch_item **items, size_t n,
 	    &statements[k > 0 ? STMT_INCREMENT : STMT_READ],
 	    k > 0 ? params : NULL, &res, answer_previous, cn) != 0)
 		return -1;
+	if (k == 0 && PQntuples(res) == 1 && PQnfields(res) == 2 &&
+	    parse_value(PQgetvalue(res, 0, 1), &v) == 0)
+		stats_counters_seen(v);
 	if (k > 0 && PQntuples(res) == 0) {
 		PQclear(res);
 		if (run_fill(cn, params, k, &v, &counted) != 0)
@@ -352,7 +484,7 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 	const struct log_ctx	*log = call_of(items[0])->log;
 	const struct log_ctx	*outer = log_enter(log);
 	long long		 unkeyed = 0;
-	size_t			 i, nkeyed = 0;
+	size_t			 i, named = 0;
 	int			 turn;
 
 	/* Only with several workers: one alone has nobody to wait for,
@@ -365,14 +497,12 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 		c->ok = 0;
 		c->refused = COUNTER_NOT_REFUSED;
 		c->replayed = 0;
-		if (!is_read(c)) {
-			if (c->key != NULL)
-				nkeyed++;
-			else
-				unkeyed++;
-		}
+		if (c->key != NULL || *name_of(c) != '\0')
+			named++;
+		else if (!is_read(c))
+			unkeyed++;
 	}
-	if ((nkeyed > 0 ? run_keyed(cn, items, n, unkeyed) :
+	if ((named > 0 ? run_named(cn, items, n) :
 	    run_plain(cn, items, n, unkeyed)) != 0)
 		for (i = 0; i < n; i++) {
 			call_of(items[i])->ok = 0;

@@ -4,9 +4,10 @@
  * one durable UPDATE ... SET value = value + k ... RETURNING value, and
  * each caller gets its own value from (v-k, v]; reads waiting meanwhile
  * take v (the statement started after they arrived). Increments that
- * carry an Idempotency-Key go through tally_increment_keyed() (sql/),
- * which counts a key once within the retention period and replays its
- * value. */
+ * carry an Idempotency-Key, and every call on a named counter, go
+ * through tally_count_named() (sql/008_named_counters.sql): one call for
+ * the batch's counters, which counts a key once within the retention
+ * period and replays its value on its own counter only. */
 #ifndef TALLY_COUNTER_H
 #define TALLY_COUNTER_H
 
@@ -24,8 +25,13 @@ enum counter_op {
 enum counter_refusal {
 	COUNTER_NOT_REFUSED,
 	COUNTER_AT_MAXIMUM,	/* the counter is at COUNTER_MAX: for good */
-	COUNTER_KEYS_FULL	/* a new Idempotency-Key, and as many as
+	COUNTER_KEYS_FULL,	/* a new Idempotency-Key, and as many as
 				 * TALLY_IDEMPOTENCY_MAX_KEYS are held */
+	COUNTER_ABSENT,		/* a read: no counter has this name */
+	COUNTER_CAP,		/* a write would create a counter, and
+				 * TALLY_MAX_COUNTERS named ones exist */
+	COUNTER_KEY_ELSEWHERE	/* the Idempotency-Key counted on another
+				 * counter */
 };
 
 /* The counter's largest value (a bigint in PostgreSQL). */
@@ -35,6 +41,9 @@ enum counter_refusal {
  * sets ok, refused, replayed and value, then calls done. */
 struct counter_call {
 	enum counter_op	 op;
+	/* The counter's name (checked: request.h), "" or NULL for the
+	 * default counter. */
+	const char	*name;
 	const char	*key;		/* Idempotency-Key (checked), or NULL */
 	/* The request's context, entered for the database's log lines
 	 * (or NULL): it must live until done is called. */
@@ -72,7 +81,10 @@ void		 counter_responder_stop(void *ctx);
  * it counted only if its batch committed. Increments that would take the
  * counter past COUNTER_MAX are refused; those of the same batch that
  * fit below it are counted. So are those with a new key while
- * TALLY_IDEMPOTENCY_MAX_KEYS keys are held. */
+ * TALLY_IDEMPOTENCY_MAX_KEYS keys are held, those with a key that
+ * counted on another counter, and the first write of a counter while
+ * TALLY_MAX_COUNTERS named ones exist; a read of a counter that does not
+ * exist is refused (COUNTER_ABSENT). */
 void	counter_post(struct counter *cn, struct counter_call *c);
 
 /* Reads the counter, waiting; what the database logs meanwhile names

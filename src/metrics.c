@@ -138,6 +138,12 @@ metrics_handle(struct request *req, void *ctx)
 	if (s->counter_seen)
 		fprintf(f, "tally_value %lld\n",
 		    (long long)s->counter_value);
+	help(f, "tally_named_counters", "gauge",
+	    "Named counters (/write/NAME) as last read; the default one "
+	    "is not among them.");
+	if (s->counters_seen)
+		fprintf(f, "tally_named_counters %lld\n",
+		    (long long)s->counters);
 	help(f, "tally_idempotent_replays_total", "counter",
 	    "POST /write answers replayed for a known Idempotency-Key.");
 	fprintf(f, "tally_idempotent_replays_total %llu\n",

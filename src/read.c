@@ -1,5 +1,8 @@
-/* tally-read - GET /read: the counter. 200 {"counter":N}; 503 with
- * Retry-After when the database is unavailable. The request is handed to
+/* tally-read - GET /read: the counter, GET /read/NAME: a named counter
+ * (request.h: REQUEST_NAME_RULE). 200 {"counter":N}; 400 for a name
+ * outside the rule; 404 when no counter has the name (its first write
+ * creates it); 503 with Retry-After when the database is unavailable.
+ * The request is handed to
  * the database thread, which answers it with the value of the first
  * statement that started after the request arrived. */
 #include "config.h"
@@ -32,7 +35,10 @@ read_done(struct counter_call *c)
 	r = container_of(c, struct read_call, c);
 	req = r->req;
 	outer = log_enter(c->log);
-	if (!c->ok)
+	if (c->refused == COUNTER_ABSENT)
+		response_error(req, 404, "no counter has this name: its first "
+		    "write creates it", NULL);
+	else if (!c->ok)
 		response_db_unavailable(req);
 	else
 		response_counter(req, c->value, NULL);
@@ -45,8 +51,14 @@ read_handle(struct request *req, void *ctx)
 {
 	struct read_call	*r = responder_scratch(req);
 
+	if (req->route == ROUTE_READ_NAMED &&
+	    request_name_check(req->name) != 0) {
+		response_error(req, 400, REQUEST_NAME_RULE, NULL);
+		return;
+	}
 	r->req = req;
 	r->c.op = COUNTER_READ;
+	r->c.name = req->name;
 	r->c.key = NULL;
 	r->c.log = responder_log(req);
 	r->c.done = read_done;

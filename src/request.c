@@ -6,10 +6,19 @@
 #include "request.h"
 
 static const char *const route_paths[ROUTE__COUNT] = {
-#define ROUTE(e, path, responder, listener)	[ROUTE_##e] = (path),
+#define ROUTE(e, path, match, responder, listener)	[ROUTE_##e] = (path),
 #include "responders.def"
 	[ROUTE_OTHER] = "other",
 };
+
+#define EXACT	0
+#define NAMED	1
+static const int route_named[ROUTE__COUNT] = {
+#define ROUTE(e, path, match, responder, listener)	[ROUTE_##e] = (match),
+#include "responders.def"
+};
+#undef EXACT
+#undef NAMED
 
 static const char *const method_names[METHOD__COUNT] = {
 	[METHOD_GET] = "GET",
@@ -43,18 +52,81 @@ method_parse(const char *s)
 	return METHOD_OTHER;
 }
 
-/* lighttpd sends the decoded path, split into SCRIPT_NAME and PATH_INFO;
- * the route is the whole path, so "/time/x" is not "/time". */
-static enum route
-route_parse(const char *script, const char *info)
+/* One segment of a name: returns its length, or 0 if it is not one. */
+static size_t
+name_segment(const char *s)
 {
+	size_t	n;
+
+	for (n = 0; (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' &&
+	    s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '.' ||
+	    s[n] == '_' || s[n] == '-'; n++)
+		if (n >= REQUEST_NAME_SEGMENT_MAX)
+			return 0;
+	if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+		return 0;
+	return n;
+}
+
+int
+request_name_check(const char *name)
+{
+	size_t	n;
+
+	if ((n = name_segment(name)) == 0)
+		return -1;
+	if (name[n] == '/') {
+		name += n + 1;
+		if ((n = name_segment(name)) == 0)
+			return -1;
+	}
+	return name[n] == '\0' ? 0 : -1;
+}
+
+/* Appends src to dst (size bytes, holding len), cut to what fits;
+ * returns the new length. */
+static size_t
+append_cut(char *dst, size_t size, size_t len, const char *src)
+{
+	size_t	n = strnlen(src, size - 1 - len);
+
+	memcpy(dst + len, src, n);
+	dst[len + n] = '\0';
+	return len + n;
+}
+
+/* lighttpd sends the decoded path, split into SCRIPT_NAME and PATH_INFO;
+ * the route is the whole path, so "/time/x" is not "/time". A NAMED
+ * route's path is a prefix: the rest is the counter's name (name). */
+static enum route
+route_parse(const char *script, const char *info, char *name, size_t size)
+{
+	size_t	len;
 	int	r;
 
-	if (script == NULL || (info != NULL && *info != '\0'))
+	name[0] = '\0';
+	if (script == NULL)
 		return ROUTE_OTHER;
-	for (r = 0; r < ROUTE_OTHER; r++)
-		if (strcmp(script, route_paths[r]) == 0)
-			return (enum route)r;
+	for (r = 0; r < ROUTE_OTHER; r++) {
+		if (!route_named[r]) {
+			if ((info == NULL || *info == '\0') &&
+			    strcmp(script, route_paths[r]) == 0)
+				return (enum route)r;
+			continue;
+		}
+		/* the prefix may end in SCRIPT_NAME or in PATH_INFO */
+		len = strlen(route_paths[r]);
+		if (strncmp(script, route_paths[r], len) == 0)
+			len = append_cut(name, size, 0, script + len);
+		else if (strncmp(script, route_paths[r], len - 1) == 0 &&
+		    script[len - 1] == '\0' && info != NULL && *info == '/')
+			len = 0, info++;
+		else
+			continue;
+		if (info != NULL)
+			(void)append_cut(name, size, len, info);
+		return (enum route)r;
+	}
 	return ROUTE_OTHER;
 }
 
@@ -146,7 +218,7 @@ request_init(struct request *req, FCGX_Request *fcgx)
 	req->fcgx = fcgx;
 	req->method = method_parse(request_param(req, "REQUEST_METHOD"));
 	req->route = route_parse(request_param(req, "SCRIPT_NAME"),
-	    request_param(req, "PATH_INFO"));
+	    request_param(req, "PATH_INFO"), req->name, sizeof(req->name));
 	req->remote_addr = request_param(req, "REMOTE_ADDR");
 	req->forwarded_for = request_param(req, "HTTP_X_FORWARDED_FOR");
 	req->request_id = request_id_check(request_param(req,

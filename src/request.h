@@ -17,13 +17,27 @@ enum http_method {
 
 /* The paths of src/responders.def, then every other. */
 enum route {
-#define ROUTE(e, path, responder, listener)	ROUTE_##e,
+#define ROUTE(e, path, match, responder, listener)	ROUTE_##e,
 #include "responders.def"
 	ROUTE_OTHER,
 	ROUTE__COUNT
 };
 
 #define METHOD_BIT(m)	(1u << (m))
+
+/*
+ * A counter's name (the rest of a NAMED route's path, "/read/NAME"): an
+ * optional namespace and a key separated by one '/', each 1 to
+ * REQUEST_NAME_SEGMENT_MAX characters of [A-Za-z0-9._-], neither "." nor
+ * "..". The empty name is the default counter's ("/read"), never written
+ * after a NAMED route's path.
+ */
+#define REQUEST_NAME_SEGMENT_MAX	64
+#define REQUEST_NAME_MAX	(2 * REQUEST_NAME_SEGMENT_MAX + 1)
+#define REQUEST_NAME_RULE						\
+	"a counter's name is a key or a namespace and a key, separated by "	\
+	"one '/' (/read/visits, /read/example.com/visits): each 1 to 64 of "	\
+	"A-Z a-z 0-9 . _ - and neither '.' nor '..'"
 /* Longest X-Request-Id kept for the logs; longer or odd ones are dropped. */
 #define REQUEST_ID_MAX	128
 /* The hex digits of a W3C traceparent's trace-id and parent-id. */
@@ -41,6 +55,10 @@ struct request {
 	char			 trace_id[TRACE_ID_LEN + 1];
 	char			 span_id[SPAN_ID_LEN + 1];
 	struct timespec		 started;	/* CLOCK_MONOTONIC */
+	/* A NAMED route's counter name as sent (unchecked: longer ones
+	 * are cut to REQUEST_NAME_MAX + 1 characters, which the check
+	 * refuses); "" on the other routes. */
+	char			 name[REQUEST_NAME_MAX + 2];
 	int			 status;	/* set when the answer is sent */
 };
 
@@ -69,6 +87,9 @@ const char	*params_repeated_header(char *const *envp);
 
 /* A request header by its CGI name ("HTTP_IDEMPOTENCY_KEY"), or NULL. */
 const char	*request_param(const struct request *req, const char *name);
+
+/* Returns 0 if name is a named counter's (REQUEST_NAME_RULE), else -1. */
+int		 request_name_check(const char *name);
 
 const char	*route_path(enum route r);
 const char	*method_name(enum http_method m);

@@ -302,7 +302,7 @@ responder_done(struct request *req)
 
 /* The responder of each route (src/responders.def); none for the rest. */
 static const enum responder_id route_responder[ROUTE__COUNT] = {
-#define ROUTE(e, path, responder, listener)	\
+#define ROUTE(e, path, match, responder, listener)	\
 	[ROUTE_##e] = RESPONDER_ID_##responder,
 #include "responders.def"
 	[ROUTE_OTHER] = RESPONDER__COUNT,

@@ -20,6 +20,7 @@ struct settings {
 	unsigned int	 batch_max;		/* TALLY_BATCH_MAX */
 	unsigned int	 idem_retention_s;	/* TALLY_IDEMPOTENCY_RETENTION */
 	unsigned int	 idem_max_keys;		/* TALLY_IDEMPOTENCY_MAX_KEYS */
+	unsigned int	 max_counters;		/* TALLY_MAX_COUNTERS */
 	unsigned int	 watchdog_s;		/* TALLY_WATCHDOG_TIMEOUT */
 	const char	*run_dir;		/* TALLY_RUN_DIR */
 };

@@ -11,7 +11,7 @@
 #include "stats.h"
 
 #define STATS_MAGIC	0x74616c6c796d7472ULL	/* "tallymtr" */
-#define STATS_VERSION	2
+#define STATS_VERSION	3
 
 const double stats_bucket_bounds[STATS_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -32,7 +32,7 @@ const char *const stats_db_error_names[SDBERR__COUNT] = {
 };
 
 const int stats_status_codes[SSTATUS__COUNT] = {
-	200, 400, 404, 405, 409, 413, 500, 503, 0
+	200, 400, 404, 405, 409, 413, 422, 500, 503, 0
 };
 
 static struct stats_segment	 local_segment;
@@ -140,6 +140,9 @@ stats_snapshot(struct stats_segment *out)
 	    __ATOMIC_RELAXED);
 	out->counter_seen = __atomic_load_n(&seg->counter_seen,
 	    __ATOMIC_RELAXED);
+	out->counters = __atomic_load_n(&seg->counters, __ATOMIC_RELAXED);
+	out->counters_seen = __atomic_load_n(&seg->counters_seen,
+	    __ATOMIC_RELAXED);
 }
 
 static void
@@ -198,6 +201,13 @@ stats_counter_seen(long long value)
 {
 	STORE(seg->counter_value, (int64_t)value);
 	STORE(seg->counter_seen, 1);
+}
+
+void
+stats_counters_seen(long long n)
+{
+	STORE(seg->counters, (int64_t)n);
+	STORE(seg->counters_seen, 1);
 }
 
 void

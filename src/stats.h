@@ -17,7 +17,8 @@ extern const double stats_bucket_bounds[STATS_BUCKETS];
 
 enum stats_status {
 	SSTATUS_200, SSTATUS_400, SSTATUS_404, SSTATUS_405, SSTATUS_409,
-	SSTATUS_413, SSTATUS_500, SSTATUS_503, SSTATUS_OTHER, SSTATUS__COUNT
+	SSTATUS_413, SSTATUS_422, SSTATUS_500, SSTATUS_503, SSTATUS_OTHER,
+	SSTATUS__COUNT
 };
 
 /* Statements timed in tally_db_query_duration_seconds{statement}. */
@@ -49,6 +50,8 @@ struct stats_segment {
 	uint64_t	idempotent_replays;
 	int64_t		counter_value;
 	uint64_t	counter_seen;
+	int64_t		counters;	/* named counters, as last read */
+	uint64_t	counters_seen;
 };
 
 /* Maps the segment in run_dir ("stats"), creating it, or extending it if
@@ -70,6 +73,7 @@ void	stats_db_query(enum stats_stmt stmt, double seconds);
 void	stats_db_error(enum stats_db_error kind);
 void	stats_db_reconnect(void);
 void	stats_counter_seen(long long value);
+void	stats_counters_seen(long long n);
 void	stats_idempotent_replay(void);
 
 extern const char *const stats_stmt_names[SSTMT__COUNT];

@@ -33,6 +33,7 @@ static const char *const method_names[] = { "GET", "HEAD", "POST" };
 #define M(m)	(1u << METHOD_##m)
 
 enum listener { PUBLIC = 1, INTERNAL = 2, BOTH = PUBLIC | INTERNAL };
+enum match { EXACT, NAMED };
 
 static const struct responder {
 	const char	*name;
@@ -46,10 +47,11 @@ static const struct responder {
 
 static const struct route {
 	const char	*path, *responder;
+	enum match	 match;
 	enum listener	 listener;
 } routes[] = {
-#define ROUTE(e, path, responder, listener)				\
-	{ path, #responder, listener },
+#define ROUTE(e, path, match, responder, listener)			\
+	{ path, #responder, match, listener },
 #include "responders.def"
 };
 
@@ -86,7 +88,8 @@ unset_default(const struct setting *s)
 	return s->kind != TEXT && (s->def < s->min || s->def > s->max);
 }
 
-/* The routes on listener l, as "a|b|c" (their paths without '/'). */
+/* The routes on listener l, as "a|b/.*|c" (regular expressions of
+ * their paths without the first '/'). */
 static void
 print_paths(enum listener l)
 {
@@ -95,7 +98,8 @@ print_paths(enum listener l)
 
 	for (i = 0; i < NELEM(routes); i++)
 		if (routes[i].listener & l) {
-			printf("%s%s", sep, routes[i].path + 1);
+			printf("%s%s%s", sep, routes[i].path + 1,
+			    routes[i].match == NAMED ? ".*" : "");
 			sep = "|";
 		}
 }
@@ -125,13 +129,15 @@ gen_lighttpd(const char *which)
 		print_paths(INTERNAL);
 	}
 	printf("\"\n\n# Exactly these paths reach a responder; \"/timex\" or "
-	    "\"/time/x\" do not.\n");
+	    "\"/time/x\" do not.\n# A path ending in '/' is followed by a "
+	    "counter's name, which the\n# responder checks.\n");
 	for (i = 0; i < NELEM(routes); i++)
 		if (routes[i].listener & l)
-			printf("$HTTP[\"url\"] == \"%s\" {\n"
+			printf("$HTTP[\"url\"] %s \"%s\" {\n"
 			    "  fastcgi.server = ( \"%s\" => ( var.responder + "
 			    "( \"socket\" => var.sockets + \"/%s.sock\" ) ) )\n"
-			    "}\n", routes[i].path, routes[i].path,
+			    "}\n", routes[i].match == NAMED ? "=^" : "==",
+			    routes[i].path, routes[i].path,
 			    routes[i].responder);
 	return 0;
 }

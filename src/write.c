@@ -1,8 +1,13 @@
 /* tally-write - POST /write: adds one to the counter, durably, and answers
- * this request's own new value: 200 {"counter":N}.
+ * this request's own new value: 200 {"counter":N}. POST /write/NAME does
+ * the same on a named counter (request.h: REQUEST_NAME_RULE, else 400),
+ * creating it at 0 first if no counter has the name: 409 if
+ * TALLY_MAX_COUNTERS named ones exist (nothing created, nothing counted).
  * With "Idempotency-Key: K" (1-255 printable ASCII characters) the first
  * request with K counts; a later one within the retention period does not
- * and answers the same value with "Idempotent-Replayed: true".
+ * and answers the same value with "Idempotent-Replayed: true". A key
+ * belongs to the counter it counted on: sent to another, 422 (not
+ * counted).
  * 400 for a malformed key; 409 when the counter is at its maximum
  * (COUNTER_MAX: it counts no more, for good); 503 with Retry-After for a
  * new key while TALLY_IDEMPOTENCY_MAX_KEYS keys are held (not counted;
@@ -38,6 +43,8 @@ _Static_assert(sizeof(struct write_call) <= RESPONDER_SCRATCH,
 /* Retry-After of a new key refused while the store of keys is full:
  * room is made when the expiry thread next deletes expired keys. */
 static unsigned int	keys_full_retry_s = 1;
+/* TALLY_MAX_COUNTERS, for the 409 of a counter refused. */
+static unsigned int	max_counters;
 
 struct write_ctx {
 	struct counter	*counter;
@@ -62,6 +69,7 @@ write_start(const struct settings *s, const char *name)
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
 	keys_full_retry_s = idempotency_expiry_period_s(s);
+	max_counters = s->max_counters;
 	if ((w->counter = counter_open(s, name)) == NULL ||
 	    (w->expiry = idempotency_expiry_start(s)) == NULL) {
 		write_stop(w);
@@ -93,7 +101,14 @@ write_done(struct counter_call *c)
 		response_error(req, 503, "too many Idempotency-Keys are held: "
 		    "this one was not counted; retry later with the same key",
 		    msg);
-	} else if (!c->ok)
+	} else if (c->refused == COUNTER_CAP) {
+		snprintf(msg, sizeof(msg), "%u named counters exist, the most "
+		    "allowed: no other is created", max_counters);
+		response_error(req, 409, msg, NULL);
+	} else if (c->refused == COUNTER_KEY_ELSEWHERE)
+		response_error(req, 422, "this Idempotency-Key counted on "
+		    "another counter: not counted here; use a new key", NULL);
+	else if (!c->ok)
 		response_db_unavailable(req);
 	else {
 		if (c->replayed)
@@ -112,6 +127,11 @@ write_handle(struct request *req, void *ctx)
 	struct write_call	*w;
 	const char		*key;
 
+	if (req->route == ROUTE_WRITE_NAMED &&
+	    request_name_check(req->name) != 0) {
+		response_error(req, 400, REQUEST_NAME_RULE, NULL);
+		return;
+	}
 	key = request_param(req, "HTTP_IDEMPOTENCY_KEY");
 	if (key != NULL && idempotency_key_check(key) != 0) {
 		response_error(req, 400, "invalid Idempotency-Key: use 1 to "
@@ -121,6 +141,7 @@ write_handle(struct request *req, void *ctx)
 	w = responder_scratch(req);
 	w->req = req;
 	w->c.op = COUNTER_INCREMENT;
+	w->c.name = req->name;
 	w->c.key = key;
 	w->c.log = responder_log(req);
 	w->c.done = write_done;

@@ -117,10 +117,13 @@ assert_api_headers() {
 
 @test "only the exact API paths reach a responder" {
 	local p
-	for p in /timex /time/x /read/ /writes /TIME; do
+	for p in /timex /time/x /reads /writes /TIME /READ/x; do
 		http GET "$p"
 		assert_equal "$HTTP_STATUS" 404
 	done
+	# /read/ is a named counter's path (named.bats): without a name, 400
+	http GET /read/
+	assert_equal "$HTTP_STATUS" 400
 }
 
 @test "API answers ignore Range: 200 with the whole body, no Accept-Ranges; the page keeps ranges" {

@@ -121,8 +121,9 @@ head_answer() {
 		"/x/../time 200" "/../time 200" "//time 200" \
 		"/time/ 404" "/time// 404" "/time/. 404" "/x//time 404" "/time%2F 404" \
 		"/time%2f 404" "/time%20 404" "/time;x 404" "/time. 404" "/time%00 400" \
-		"/TIME 404" "/Time 404" "/tIME 404" "/%54IME 404" "/read/ 404" \
-		"/metrics/ 404" "/healthz/ 404" "/livez%3f 404" "/% 404" "/%zz 404"; do
+		"/TIME 404" "/Time 404" "/tIME 404" "/%54IME 404" \
+		"/read/ 400" "/read/. 400" "/read/x/.. 400" "/read/a%2Fb%2Fc 400" \
+		"/read//nope 404" "/read/nope 404" "/metrics/ 404" "/healthz/ 404" "/livez%3f 404" "/% 404" "/%zz 404"; do
 		read -r path want <<<"$spec"
 		http GET "$path" --path-as-is
 		assert_equal "$path $HTTP_STATUS" "$path $want"

@@ -72,6 +72,13 @@ refused() {
 	assert_equal "$(header idempotent-replayed)" true
 	http GET /read
 	[ "$HTTP_STATUS" = 200 ]
+	# a named counter: created (INSERT), counted, keyed, read
+	http POST /write/privileges/named -d '' -H 'Idempotency-Key: privileges-2'
+	assert_equal "$HTTP_BODY" '{"counter":1}'
+	http POST /write/privileges/named -d ''
+	assert_equal "$HTTP_BODY" '{"counter":2}'
+	http GET /read/privileges/named
+	assert_equal "$HTTP_BODY" '{"counter":2}'
 	http GET /healthz
 	[ "$HTTP_STATUS" = 200 ]
 	assert_equal "$(counter_value)" $((before + 1))

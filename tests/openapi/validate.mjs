@@ -3,7 +3,8 @@
 // in a directory of its own under ANSWERS: "request" (listener,
 // method, path, one a line), "status", "headers" (as curl -D wrote
 // them) and "body". For each answer:
-//   - its path and listener name a path of the description (its own
+//   - its path and listener name a path of the description, or match a
+//     templated one ("/read/{name}", the name '/' included) (its own
 //     servers, or the document's, by x-listener): the method's operation
 //     must list the status (or its range, 5XX), or, for a method the
 //     path does not list, components/responses/MethodNotAllowed (405)
@@ -120,9 +121,22 @@ function checkResponse(resp, ans, where) {
 	return problems.map((p) => `${where}: ${p}`);
 }
 
+// The path item of a templated path ("/read/{name}") that path matches:
+// a parameter is what is left between the literal parts, '/' included
+// (a counter's name holds one; the responder checks it, 400 otherwise).
+function templated(p) {
+	for (const [tpl, item] of Object.entries(spec.paths)) {
+		if (!tpl.includes('{')) continue;
+		const re = new RegExp('^' + tpl.split(/\{[^}]+\}/)
+			.map((lit) => lit.replace(/[.*+?^$()|[\]\\]/g, '\\$&')).join('.*') + '$');
+		if (re.test(p)) return item;
+	}
+	return undefined;
+}
+
 function checkAnswer(ans) {
 	const name = `${ans.method} ${ans.path} (${ans.listener}) -> ${ans.status}`;
-	const item = spec.paths[ans.path];
+	const item = spec.paths[ans.path] || templated(ans.path);
 	const isJson = /^application\/json\b/.test((ans.headers.get('content-type') || [''])[0]);
 	ans.json = isJson && ans.method !== 'HEAD';
 	if (!item || !listeners(item).includes(ans.listener)) {

@@ -3,7 +3,7 @@
  * of a bigint read back exactly, up to the counter's maximum and not past
  * it; the values a committed batch hands out, in order, and the
  * increments refused at the maximum (the 409 of /write) without a sum
- * past it; the keys' text[] literal; and tally_count_keyed's rows (made
+ * past it; tally_count_named's array literals; and its rows (made
  * by libpq itself, as the database would send them) read into the
  * calls. */
 #include "../../src/counter.c"	/* NOLINT(bugprone-suspicious-include) */
@@ -162,14 +162,15 @@ test_assign_at_maximum(void)
 	CHECK_INT(b->refused, COUNTER_NOT_REFUSED);
 }
 
-/* The keys, sorted, become one text[] literal: each distinct key once,
- * '"' and '\' escaped. */
+/* The calls, sorted, become tally_count_named's arrays: each counter
+ * once with its unkeyed increments, each distinct key of a counter once
+ * with its counter's name, '"' and '\' escaped. */
 static void
-test_keys_literal(void)
+test_named_literals(void)
 {
 	struct fixture		 f = { .n = 0 };
-	struct counter_call	*keyed[NCALLS] = { NULL };
-	char			*lit;
+	struct counter_call	*calls[NCALLS] = { NULL };
+	struct literal		 lit[4];
 	size_t			 i;
 
 	add(&f, COUNTER_INCREMENT, "a");
@@ -177,37 +178,51 @@ test_keys_literal(void)
 	add(&f, COUNTER_INCREMENT, "b\"c");
 	add(&f, COUNTER_INCREMENT, "d\\e");
 	add(&f, COUNTER_INCREMENT, "\"\"\"");	/* the worst case: doubled */
+	add(&f, COUNTER_INCREMENT, NULL);
+	add(&f, COUNTER_READ, NULL)->name = "ns/x";
+	add(&f, COUNTER_INCREMENT, "a")->name = "ns/x";
 	for (i = 0; i < f.n; i++)
-		keyed[i] = &f.calls[i];
-	qsort(keyed, f.n, sizeof(*keyed), compare_keys);
-	lit = keys_literal(keyed, f.n);
-	CHECK_STR(lit, "{\"\\\"\\\"\\\"\",\"a\",\"b\\\"c\",\"d\\\\e\"}");
-	free(lit);
+		calls[i] = &f.calls[i];
+	qsort(calls, f.n, sizeof(*calls), compare_calls);
+	CHECK(calls[0]->key == NULL && calls[7]->key != NULL);
+	CHECK(named_literals(calls, f.n, &lit[0], &lit[1], &lit[2],
+	    &lit[3]) == 0);
+	CHECK_STR(literal_end(&lit[0]), "{\"\",\"ns/x\"}");
+	CHECK_STR(literal_end(&lit[1]), "{1,0}");
+	CHECK_STR(literal_end(&lit[2]),
+	    "{\"\\\"\\\"\\\"\",\"a\",\"b\\\"c\",\"d\\\\e\",\"a\"}");
+	CHECK_STR(literal_end(&lit[3]), "{\"\",\"\",\"\",\"\",\"ns/x\"}");
+	for (i = 0; i < 4; i++)
+		free(lit[i].s);
 
-	lit = keys_literal(keyed, 0);
-	CHECK_STR(lit, "{}");
-	free(lit);
+	CHECK(named_literals(calls, 1, &lit[0], &lit[1], &lit[2],
+	    &lit[3]) == 0);
+	CHECK_STR(literal_end(&lit[1]), "{1}");
+	CHECK_STR(literal_end(&lit[2]), "{}");
+	CHECK_STR(literal_end(&lit[3]), "{}");
+	for (i = 0; i < 4; i++)
+		free(lit[i].s);
 }
 
-/* A result as tally_count_keyed answers: row 0 the batch's (its value
- * and the unkeyed increments counted), then one row per distinct key,
- * sorted: key, value, outcome. */
+/* A result as tally_count_named answers: per counter, its row (name,
+ * key NULL, its value, outcome NULL, the unkeyed increments counted),
+ * then one row per distinct key, sorted: name, key, value, outcome. */
 static PGresult *
-keyed_result(const char *const rows[][4], int n)
+named_result(const char *const rows[][5], int n)
 {
-	static const char *const names[4] = { "key", "value", "outcome",
-	    "counted" };
-	PGresAttDesc	 attrs[4];
+	static const char *const names[5] = { "name", "key", "value",
+	    "outcome", "counted" };
+	PGresAttDesc	 attrs[5];
 	PGresult	*res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
 	int		 row, col;
 
 	CHECK(res != NULL);
 	memset(attrs, 0, sizeof(attrs));
-	for (col = 0; col < 4; col++)
+	for (col = 0; col < 5; col++)
 		attrs[col].name = (char *)names[col];	/* libpq copies it */
-	CHECK(PQsetResultAttrs(res, 4, attrs) != 0);
+	CHECK(PQsetResultAttrs(res, 5, attrs) != 0);
 	for (row = 0; row < n; row++)
-		for (col = 0; col < 4; col++)
+		for (col = 0; col < 5; col++)
 			CHECK(PQsetvalue(res, row, col, (char *)rows[row][col],
 			    rows[row][col] == NULL ? -1 :
 			    (int)strlen(rows[row][col])) != 0);
@@ -217,17 +232,19 @@ keyed_result(const char *const rows[][4], int n)
 static void
 test_keyed_rows(void)
 {
-	static const char *const rows[][4] = {
-		{ NULL, "9223372036854775807", NULL, "0" },
-		{ "k1", "9223372036854775806", "counted", NULL },
-		{ "k2", "7", "replayed", NULL },
-		{ "k3", NULL, "maximum", NULL },
-		{ "k4", NULL, "full", NULL },
+	static const char *const rows[][5] = {
+		{ "", NULL, "9223372036854775807", NULL, "0" },
+		{ "", "k1", "9223372036854775806", "counted", NULL },
+		{ "", "k2", "7", "replayed", NULL },
+		{ "", "k3", NULL, "maximum", NULL },
+		{ "", "k4", NULL, "full", NULL },
+		{ "", "k5", NULL, "other", NULL },
 	};
 	struct fixture		 f = { .n = 0 };
 	struct counter_call	*keyed[NCALLS] = { NULL };
 	PGresult		*res;
 	size_t			 i;
+	int			 row;
 
 	add(&f, COUNTER_INCREMENT, "k1");
 	add(&f, COUNTER_INCREMENT, "k1");	/* a replay of the first */
@@ -235,12 +252,14 @@ test_keyed_rows(void)
 	add(&f, COUNTER_INCREMENT, "k3");
 	add(&f, COUNTER_INCREMENT, "k3");	/* refused like the first */
 	add(&f, COUNTER_INCREMENT, "k4");
+	add(&f, COUNTER_INCREMENT, "k5");
 	for (i = 0; i < f.n; i++)
 		keyed[i] = &f.calls[i];
 
-	res = keyed_result(rows, 5);
-	/* only k1 is counted now */
-	CHECK_INT(read_keyed_rows(res, keyed, f.n), 1);
+	res = named_result(rows, 6);
+	row = 0;
+	CHECK_INT(read_counter_rows(res, &row, keyed, f.n), 0);
+	CHECK_INT(row, 6);
 	CHECK_INT(keyed[0]->ok, 1);
 	CHECK_INT(keyed[0]->replayed, 0);
 	CHECK_INT(keyed[0]->value, COUNTER_MAX - 1);
@@ -259,45 +278,115 @@ test_keyed_rows(void)
 	check_case_end();
 	CHECK_INT(keyed[5]->ok, 0);
 	CHECK_INT(keyed[5]->refused, COUNTER_KEYS_FULL);
+	CHECK_INT(keyed[6]->ok, 0);
+	CHECK_INT(keyed[6]->refused, COUNTER_KEY_ELSEWHERE);
 	PQclear(res);
 
-	/* a row missing, one too many, a key out of order, an odd
-	 * outcome, a value past a bigint: all odd */
-	res = keyed_result(rows, 4);
-	CHECK_INT(read_keyed_rows(res, keyed, f.n), -1);
+	/* a row missing, one too many (rows left over: run_named refuses
+	 * them), a key out of order, an odd outcome, a value past a bigint,
+	 * another counter's row: all odd */
+	res = named_result(rows, 5);
+	row = 0;
+	CHECK_INT(read_counter_rows(res, &row, keyed, f.n), -1);
 	PQclear(res);
-	res = keyed_result(rows, 5);
-	CHECK_INT(read_keyed_rows(res, keyed, 5), -1);	/* no call for k4 */
+	res = named_result(rows, 6);
+	row = 0;
+	CHECK_INT(read_counter_rows(res, &row, keyed, 5), 0);
+	CHECK_INT(row, 4);	/* no calls for k4, k5: rows left */
 	PQclear(res);
 	{
-		static const char *const swapped[][4] = {
-			{ NULL, "3", NULL, "0" },
-			{ "k2", "2", "counted", NULL },
-			{ "k1", "3", "counted", NULL },
+		static const char *const swapped[][5] = {
+			{ "", NULL, "3", NULL, "0" },
+			{ "", "k2", "2", "counted", NULL },
+			{ "", "k1", "3", "counted", NULL },
+		};
+		static const char *const odd[][5] = {
+			{ "", NULL, "3", NULL, "0" },
+			{ "", "k1", "3", "lost", NULL },
+		};
+		static const char *const big[][5] = {
+			{ "", NULL, "3", NULL, "0" },
+			{ "", "k1", "9223372036854775808", "counted", NULL },
+		};
+		static const char *const other[][5] = {
+			{ "x", NULL, "3", NULL, "0" },
+			{ "x", "k1", "3", "counted", NULL },
 		};
 		struct counter_call	*two[2] = { &f.calls[0], &f.calls[2] };
 
-		res = keyed_result(swapped, 3);
-		CHECK_INT(read_keyed_rows(res, two, 2), -1);
+		res = named_result(swapped, 3);
+		row = 0;
+		CHECK_INT(read_counter_rows(res, &row, two, 2), -1);
+		PQclear(res);
+		res = named_result(odd, 2);
+		row = 0;
+		CHECK_INT(read_counter_rows(res, &row, keyed, 1), -1);
+		PQclear(res);
+		res = named_result(big, 2);
+		row = 0;
+		CHECK_INT(read_counter_rows(res, &row, keyed, 1), -1);
+		PQclear(res);
+		res = named_result(other, 2);
+		row = 0;
+		CHECK_INT(read_counter_rows(res, &row, keyed, 1), -1);
 		PQclear(res);
 	}
-	{
-		static const char *const odd[][4] = {
-			{ NULL, "3", NULL, "0" },
-			{ "k1", "3", "lost", NULL },
-		};
-		static const char *const big[][4] = {
-			{ NULL, "3", NULL, "0" },
-			{ "k1", "9223372036854775808", "counted", NULL },
-		};
+}
 
-		res = keyed_result(odd, 2);
-		CHECK_INT(read_keyed_rows(res, keyed, 1), -1);
-		PQclear(res);
-		res = keyed_result(big, 2);
-		CHECK_INT(read_keyed_rows(res, keyed, 1), -1);
-		PQclear(res);
+/* A named counter's reads and unkeyed writes: values in order after the
+ * counter's row; a counter not created answers absent to its reads and
+ * cap to its writes. */
+static void
+test_counter_rows(void)
+{
+	static const char *const made[][5] = {
+		{ "a", NULL, "5", NULL, "2" },
+	};
+	static const char *const capped[][5] = {
+		{ "b", NULL, NULL, "cap", "0" },
+	};
+	static const char *const absent[][5] = {
+		{ "c", NULL, NULL, "absent", "0" },
+	};
+	struct fixture		 f = { .n = 0 };
+	struct counter_call	*calls[NCALLS] = { NULL };
+	PGresult		*res;
+	size_t			 i;
+	int			 row;
+
+	add(&f, COUNTER_READ, NULL)->name = "a";
+	add(&f, COUNTER_INCREMENT, NULL)->name = "a";
+	add(&f, COUNTER_INCREMENT, NULL)->name = "a";
+	for (i = 0; i < f.n; i++)
+		calls[i] = &f.calls[i];
+	res = named_result(made, 1);
+	row = 0;
+	CHECK_INT(read_counter_rows(res, &row, calls, 3), 0);
+	CHECK_INT(calls[0]->value, 5);
+	CHECK_INT(calls[1]->value, 4);
+	CHECK_INT(calls[2]->value, 5);
+	PQclear(res);
+
+	for (i = 0; i < f.n; i++) {	/* as run_batch sets them */
+		f.calls[i].name = "b";
+		f.calls[i].ok = 0;
 	}
+	res = named_result(capped, 1);
+	row = 0;
+	CHECK_INT(read_counter_rows(res, &row, calls, 3), 0);
+	CHECK_INT(calls[0]->refused, COUNTER_ABSENT);
+	CHECK_INT(calls[1]->refused, COUNTER_CAP);
+	CHECK_INT(calls[2]->ok, 0);
+	CHECK_INT(calls[2]->refused, COUNTER_CAP);
+	PQclear(res);
+
+	f.calls[0].name = "c";
+	res = named_result(absent, 1);
+	row = 0;
+	CHECK_INT(read_counter_rows(res, &row, calls, 1), 0);
+	CHECK_INT(calls[0]->ok, 0);
+	CHECK_INT(calls[0]->refused, COUNTER_ABSENT);
+	PQclear(res);
 }
 
 int
@@ -307,7 +396,8 @@ main(void)
 	test_assign_in_order();
 	test_assign_past_two_to_53();
 	test_assign_at_maximum();
-	test_keys_literal();
+	test_named_literals();
 	test_keyed_rows();
+	test_counter_rows();
 	return 0;
 }

@@ -1,5 +1,7 @@
 /* tally - unit tests for params_repeated_header: a request header that
- * lighttpd passed twice under one CGI name (look-alike header names). */
+ * lighttpd passed twice under one CGI name (look-alike header names);
+ * and for a counter's name: its grammar (request_name_check) and where
+ * request_init finds it, however lighttpd splits the path. */
 #include <stdio.h>
 #include <string.h>
 
@@ -59,10 +61,76 @@ test_cases(void)
 	CHECK(params_repeated_header(NULL) == NULL);
 }
 
+static void
+test_names(void)
+{
+	static const char *const good[] = { "visits", "example.com/visits",
+	    "a", "A-Z_a.z-0.9", "...", "a/...", ".x", "x..",
+	    /* the longest: 64 and 64 */
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/\
+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+	static const char *const bad[] = { "", "/", "/a", "a/", "a//b",
+	    "a/b/c", ".", "..", "./a", "a/.", "a/..", "../a", "a b", "a%2Fb",
+	    "a%2fb", "a:b", "a\\b", "a\"b", "\xc3\xa9",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    "a/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+	static const struct {
+		char		*envp[4];
+		enum route	 route;
+		const char	*name;
+	} paths[] = {
+		{ { "SCRIPT_NAME=/read/a/b", NULL }, ROUTE_READ_NAMED, "a/b" },
+		{ { "SCRIPT_NAME=/read/a", "PATH_INFO=/b", NULL },
+		    ROUTE_READ_NAMED, "a/b" },
+		{ { "SCRIPT_NAME=/read", "PATH_INFO=/a/b", NULL },
+		    ROUTE_READ_NAMED, "a/b" },
+		{ { "SCRIPT_NAME=/read/", NULL }, ROUTE_READ_NAMED, "" },
+		{ { "SCRIPT_NAME=/read", NULL }, ROUTE_READ, "" },
+		{ { "SCRIPT_NAME=/read", "PATH_INFO=", NULL }, ROUTE_READ, "" },
+		{ { "SCRIPT_NAME=/write/x", NULL }, ROUTE_WRITE_NAMED, "x" },
+		{ { "SCRIPT_NAME=/readx", "PATH_INFO=/a", NULL }, ROUTE_OTHER,
+		    "" },
+		{ { "SCRIPT_NAME=/time", "PATH_INFO=/a", NULL }, ROUTE_OTHER,
+		    "" },
+		/* a name too long is cut, still too long for the rule */
+		{ { "SCRIPT_NAME=/read/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		    "PATH_INFO=/more", NULL }, ROUTE_READ_NAMED, NULL },
+	};
+	FCGX_Request	 fcgx;
+	struct request	 req;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		check_case("good name %s", good[i]);
+		CHECK(request_name_check(good[i]) == 0);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		check_case("bad name %s", bad[i]);
+		CHECK(request_name_check(bad[i]) == -1);
+	}
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		check_case("path %s", paths[i].envp[0]);
+		memset(&fcgx, 0, sizeof(fcgx));
+		fcgx.envp = (char **)paths[i].envp;
+		request_init(&req, &fcgx);
+		CHECK(req.route == paths[i].route);
+		if (paths[i].name != NULL)
+			CHECK_STR(req.name, paths[i].name);
+		else {
+			CHECK(strlen(req.name) == REQUEST_NAME_MAX + 1);
+			CHECK(request_name_check(req.name) == -1);
+		}
+	}
+	check_case_end();
+}
+
 int
 main(void)
 {
 	test_cases();
+	test_names();
 	printf("test_headers: ok\n");
 	return 0;
 }

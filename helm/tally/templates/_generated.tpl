@@ -22,6 +22,7 @@ TALLY_IO_TIMEOUT: {{ $v.config.ioTimeout | int64 | quote }}
 TALLY_BATCH_MAX: {{ $v.config.batchMax | int64 | quote }}
 TALLY_IDEMPOTENCY_RETENTION: {{ $v.config.idempotencyRetention | int64 | quote }}
 TALLY_IDEMPOTENCY_MAX_KEYS: {{ $v.config.idempotencyMaxKeys | int64 | quote }}
+TALLY_MAX_COUNTERS: {{ $v.config.maxCounters | int64 | quote }}
 TALLY_READ_IDLE: {{ $v.web.idleTimeouts.read | int64 | quote }}
 TALLY_WRITE_IDLE: {{ $v.web.idleTimeouts.write | int64 | quote }}
 TALLY_KEEP_ALIVE_IDLE: {{ $v.web.idleTimeouts.keepAlive | int64 | quote }}
