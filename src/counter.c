@@ -110,32 +110,36 @@ is_read(const struct counter_call *c)
 	return c->op == COUNTER_READ;
 }
 
-/* Hands out the values of a committed batch: the first `counted`
- * unkeyed increments get before+1 .. before+counted (no sum here goes
- * past COUNTER_MAX: the counter may be at it), the others are refused
- * (the counter is at its maximum); reads get v. Keyed calls are already
- * set. */
+/* Hands one call of a committed batch its value, calls taken in batch
+ * order: the first `*counted` unkeyed increments get *before+1 ..
+ * *before+*counted (no sum here goes past COUNTER_MAX: the counter may
+ * be at it), the others are refused (the counter is at its maximum);
+ * reads get v. Keyed calls are already set. */
+static void
+assign_value(struct counter_call *c, long long *before, long long *counted,
+    long long v)
+{
+	if (is_read(c)) {
+		c->ok = 1;
+		c->value = v;
+	} else if (c->key != NULL)
+		return;
+	else if (*counted > 0) {
+		c->ok = 1;
+		c->value = ++*before;
+		(*counted)--;
+	} else
+		c->refused = COUNTER_AT_MAXIMUM;
+}
+
 static void
 assign_values(struct batch_item **items, size_t n, long long before,
     long long counted, long long v)
 {
-	struct counter_call	*c;
-	size_t			 i;
+	size_t	i;
 
-	for (i = 0; i < n; i++) {
-		c = call_of(items[i]);
-		if (is_read(c)) {
-			c->ok = 1;
-			c->value = v;
-		} else if (c->key != NULL)
-			continue;
-		else if (counted > 0) {
-			c->ok = 1;
-			c->value = ++before;
-			counted--;
-		} else
-			c->refused = COUNTER_AT_MAXIMUM;
-	}
+	for (i = 0; i < n; i++)
+		assign_value(call_of(items[i]), &before, &counted, v);
 }
 
 /* The default counter's name is "". */
@@ -295,20 +299,8 @@ read_counter_rows(PGresult *res, int *row, struct counter_call **calls,
 	if (*name_of(calls[0]) == '\0')
 		stats_counter_seen(v);
 	before = v - fresh - counted;
-	for (i = 0; i < n; i++) {
-		c = calls[i];
-		if (is_read(c)) {
-			c->ok = 1;
-			c->value = v;
-		} else if (c->key != NULL)
-			continue;
-		else if (counted > 0) {
-			c->ok = 1;
-			c->value = ++before;
-			counted--;
-		} else
-			c->refused = COUNTER_AT_MAXIMUM;
-	}
+	for (i = 0; i < n; i++)
+		assign_value(calls[i], &before, &counted, v);
 	return 0;
 }
 
