@@ -15,6 +15,36 @@
 
 static struct cidr_list	trusted;	/* parsed by the first run */
 
+/* Which routes are a prefix followed by a counter's name, from the
+ * declaration (src/responders.def). */
+#define EXACT	0
+#define NAMED	1
+static const int named[ROUTE__COUNT] = {
+#define ROUTE(e, path, match, responder, listener)	[ROUTE_##e] = (match),
+#include "responders.def"
+};
+#undef EXACT
+#undef NAMED
+
+/* Does the path lighttpd split into script and info take route i? An
+ * exact route is the whole path; a named one is its prefix ("/read/"),
+ * which may end in SCRIPT_NAME, or be SCRIPT_NAME without its '/' and
+ * PATH_INFO begin with it. */
+static int
+route_takes(int i, const char *script, const char *info)
+{
+	const char	*p = route_path(i);
+	size_t		 len = strlen(p);
+
+	if (script == NULL)
+		return 0;
+	if (!named[i])
+		return strcmp(script, p) == 0 && (info == NULL || *info == '\0');
+	return strncmp(script, p, len) == 0 ||
+	    (strncmp(script, p, len - 1) == 0 && script[len - 1] == '\0' &&
+	    info != NULL && *info == '/');
+}
+
 static int
 request_id_valid(const char *id)
 {
@@ -61,18 +91,18 @@ check_request(const struct request *req, char **envp)
 	const char	*script = FCGX_GetParam("SCRIPT_NAME", envp);
 	const char	*info = FCGX_GetParam("PATH_INFO", envp);
 	const char	*id = FCGX_GetParam("HTTP_X_REQUEST_ID", envp);
-	int		 i, exact;
+	int		 i;
 
 	assert((unsigned int)req->method < METHOD__COUNT);
 	assert((unsigned int)req->route < ROUTE__COUNT);
 	for (i = 0; i < METHOD_OTHER; i++)
 		assert((m != NULL && strcmp(m, method_name(i)) == 0) ==
 		    ((int)req->method == i));
-	for (i = 0; i < ROUTE_OTHER; i++) {
-		exact = script != NULL && strcmp(script, route_path(i)) == 0 &&
-		    (info == NULL || *info == '\0');
-		assert(exact == ((int)req->route == i));
-	}
+	for (i = 0; i < ROUTE_OTHER; i++)
+		assert(route_takes(i, script, info) == ((int)req->route == i));
+	/* a name only on a named route, always within its bounds */
+	assert(strlen(req->name) < sizeof(req->name));
+	assert(named[req->route] || req->name[0] == '\0');
 	assert(req->request_id == (request_id_valid(id) ? id : NULL));
 	assert(req->remote_addr == FCGX_GetParam("REMOTE_ADDR", envp));
 	assert(req->forwarded_for ==
