@@ -135,18 +135,31 @@ second_dev_up() {
 	tr '\0' '\n' <"/proc/$lighttpd/environ" | grep -qx "TALLY_PORT=$TALLY_PORT"
 }
 
+# dev_up_settled PID FILE: has the ./dev up of PID said it serves, or
+# exited? (Either ends the wait.)
+dev_up_settled() {
+	grep -q 'tally is serving' "$2" || ! kill -0 "$1" 2>/dev/null
+}
+
 @test "./dev up: the access log goes to var/log/access.log, the terminal gets one line per 10 s of traffic" {
 	local dir port pid i
 	dir=$(mktemp -d /tmp/tally-test-devlog.XXXXXX)
 	chmod 0755 "$dir"
+	# the internal listener gets a free port of its own: the one after
+	# $port may be another program's (an outgoing connection's, say)
 	port=$(free_port)
 	env -u STACK_DIR -u STACK_LOG_DIR -u DATABASE_URL -u PGHOST -u PGPASSWORD \
 		-u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
 		TALLY_BUILDDIR="$TALLY_BUILDDIR" TALLY_VAR_DIR="$dir/var" TALLY_PORT="$port" \
+		TALLY_INTERNAL_PORT="$(free_port)" \
 		"$TALLY_SRCDIR/dev" up >"$dir/dev.out" 2>&1 </dev/null 3>&- &
 	pid=$!
 	echo "$pid" >"$BATS_FILE_TMPDIR/dev.pid"
-	wait_until 120 grep -q 'tally is serving' "$dir/dev.out"
+	wait_until 120 dev_up_settled "$pid" "$dir/dev.out" || true
+	if ! grep -q 'tally is serving' "$dir/dev.out"; then
+		sed 's/^/# dev.out: /' "$dir/dev.out" >&2
+		false
+	fi
 	for i in $(seq 30); do
 		curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$port/time?n=$i"
 	done
