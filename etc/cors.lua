@@ -4,6 +4,8 @@
 -- (magnet.attract-raw-url-to) and when its answer starts
 -- (magnet.attract-response-start-to), so that every answer carries the
 -- headers: the responders' and lighttpd's own (404, 405, 503...).
+-- lighttpd's own 503s get the Retry-After the responders' carry too
+-- (TALLY_RETRY_AFTER, which scripts/lib.sh checked and exported).
 --
 -- Reads (GET, HEAD) are open to every origin: Access-Control-Allow-Origin
 -- is "*". Any other method, a write, is allowed from the origins listed
@@ -106,6 +108,11 @@ end
 if method == "OPTIONS" and origin ~= nil and
     req["Access-Control-Request-Method"] ~= nil then
   return 0
+end
+-- lighttpd's own 503 (the responder is not running, or its backlog is
+-- full) says when to try again, as the responders' 503s do
+if r.req_item.http_status == 503 and r.resp_header["Retry-After"] == nil then
+  r.resp_header["Retry-After"] = os.getenv("TALLY_RETRY_AFTER")
 end
 vary("Origin")
 if origin ~= nil then

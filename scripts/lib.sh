@@ -165,12 +165,14 @@ tally_conn_limits() {
 		(($(</proc/sys/net/core/somaxconn) < TALLY_FCGI_BACKLOG)); then
 		say "warning: net.core.somaxconn ($(</proc/sys/net/core/somaxconn)) is below TALLY_MAX_CONNECTIONS ($TALLY_MAX_CONNECTIONS): a burst may find a responder's backlog full"
 	fi
-	# lighttpd's idle timeouts, checked and given their defaults
-	# (src/settings.def): how long an idle or slow client may hold a
-	# connection, in seconds: waiting for (the rest of) a request, for
-	# it to read the answer, between requests on a kept connection.
+	# lighttpd's times, checked and given their defaults
+	# (src/settings.def), in seconds: how long an idle or slow client
+	# may hold a connection (waiting for (the rest of) a request, for it
+	# to read the answer, between requests on a kept connection), and
+	# the Retry-After of lighttpd's own 503s (etc/cors.lua), the
+	# responders' setting.
 	local name value
-	for name in TALLY_READ_IDLE TALLY_WRITE_IDLE TALLY_KEEP_ALIVE_IDLE; do
+	for name in TALLY_READ_IDLE TALLY_WRITE_IDLE TALLY_KEEP_ALIVE_IDLE TALLY_RETRY_AFTER; do
 		read -r def min max <<<"${TALLY_SETTING_BOUNDS[$name]}"
 		value=${!name:-$def}
 		if [[ ! $value =~ ^[0-9]+$ ]] || ((10#$value < min || 10#$value > max)); then

@@ -10,6 +10,9 @@ load ../lib/helpers
 setup_file() {
 	# debug: every answer is logged, so a request always has a log line
 	export TALLY_LOG_LEVEL=debug
+	# not the default, so that the Retry-After of lighttpd's own 503s
+	# shows where it comes from
+	export TALLY_RETRY_AFTER=7
 	tally_stack_start
 }
 
@@ -209,14 +212,19 @@ api_list() {
 	assert_api_error 505
 }
 
-@test "a responder that is not there: 503 JSON from lighttpd" {
+@test "a responder that is not there: 503 JSON from lighttpd, with Retry-After" {
 	local sock="$STACK_DIR/run/time.sock"
 	mv "$sock" "$sock.away"
 	http GET /time
 	mv "$sock.away" "$sock"
+	# lighttpd tries a refused backend again after its disable-time (in a
+	# subshell: the answer checked below stays the 503)
+	(wait_until 15 time_answers)
 	assert_api_error 503
-	# lighttpd tries a refused backend again after its disable-time
-	wait_until 15 time_answers
+	# the responders' 503s say when to try again; lighttpd's own too
+	# (etc/cors.lua), with the same TALLY_RETRY_AFTER
+	assert_equal "$(header retry-after)" 7
+	assert_equal "$(grep -ci '^retry-after:' <<<"$HTTP_HEADERS")" 1
 }
 
 time_answers() {
