@@ -186,6 +186,19 @@ traceparent_parse(const char *s, char trace_id[TRACE_ID_LEN + 1],
 	return 0;
 }
 
+size_t
+params_header_count(char *const *envp)
+{
+	size_t	i, n = 0;
+
+	if (envp == NULL)
+		return 0;
+	for (i = 0; envp[i] != NULL; i++)
+		if (strncmp(envp[i], "HTTP_", 5) == 0)
+			n++;
+	return n;
+}
+
 const char *
 params_repeated_header(char *const *envp)
 {

@@ -85,6 +85,17 @@ int		 traceparent_parse(const char *s,
  */
 const char	*params_repeated_header(char *const *envp);
 
+/*
+ * Most request headers a responder takes, as Apache httpd's
+ * LimitRequestFields: every header checks the others for a look-alike
+ * (params_repeated_header), so their number bounds that work. lighttpd
+ * joins the lines of one header name into one parameter.
+ */
+#define REQUEST_HEADERS_MAX	100
+
+/* The number of request headers (HTTP_ parameters) in envp (or NULL). */
+size_t		 params_header_count(char *const *envp);
+
 /* A request header by its CGI name ("HTTP_IDEMPOTENCY_KEY"), or NULL. */
 const char	*request_param(const struct request *req, const char *name);
 

@@ -326,6 +326,9 @@ serve(struct job *j, const struct serving *sv)
 		response_error(req, 404, "not found", NULL);
 	else if ((sv->r->methods & METHOD_BIT(req->method)) == 0)
 		response_method_not_allowed(req, sv->r->methods);
+	else if (params_header_count(req->fcgx->envp) > REQUEST_HEADERS_MAX)
+		response_error(req, 431, "too many request headers: send at "
+		    "most " STR(REQUEST_HEADERS_MAX), NULL);
 	else if (params_repeated_header(req->fcgx->envp) != NULL)
 		response_error(req, 400, "two header names stand for one "
 		    "header here (such as X-Forwarded-For and X_Forwarded_For): "

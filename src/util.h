@@ -10,4 +10,8 @@
 	((type *)(void *)((char *)(1 ? (ptr) : &((type *)NULL)->member) -	\
 	    offsetof(type, member)))
 
+/* A macro's value as a string literal: STR(REQUEST_HEADERS_MAX) is "100". */
+#define STR(x)		STR_(x)
+#define STR_(x)		#x
+
 #endif

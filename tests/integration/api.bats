@@ -189,17 +189,15 @@ assert_api_headers() {
 }
 
 @test "database down: 503 JSON with Retry-After within seconds; back up: the same responders serve again" {
-	local pids_before start elapsed
+	local pids_before
 	pids_before=$(responder_pids)
 	stack_pg_stop fast
 	for p in "GET /read" "POST /write" "GET /healthz"; do
 		read -r method path <<<"$p"
-		start=$(date +%s%N)
-		http "$method" "$path" -d ''
-		elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+		# an answer, not a hang: curl gives up after 10 s (status 000)
+		http "$method" "$path" -d '' --max-time 10
 		assert_equal "$HTTP_STATUS" 503
 		[ -n "$(header retry-after)" ]
-		(( elapsed < 10000 ))
 	done
 	http GET /read
 	assert_equal "$HTTP_BODY" '{"error":"database unavailable"}'

@@ -161,6 +161,32 @@ head_answer() {
 	assert_equal "$(jq -c .proxy_chain <<<"$HTTP_BODY")" '["203.0.113.50","invalid","10.0.0.1"]'
 }
 
+# headers_args N: curl options sending Host and N headers of other names
+# (curl's User-Agent and Accept left out).
+headers_args() {
+	local i
+	printf '%s\n' -H 'User-Agent:' -H 'Accept:'
+	for ((i = 1; i <= $1; i++)); do
+		printf '%s\n' -H "X-Header-$i: $i"
+	done
+}
+
+@test "100 request headers are answered; 101 get 431 JSON from the responder, nothing counted" {
+	local args before p method path
+	mapfile -t args < <(headers_args 99)
+	http GET /time "${args[@]}"
+	assert_equal "$HTTP_STATUS" 200
+	before=$(counter_value)
+	mapfile -t args < <(headers_args 100)
+	for p in "GET /time" "GET /read" "POST /write"; do
+		read -r method path <<<"$p"
+		http "$method" "$path" -d '' "${args[@]}"
+		assert_equal "$HTTP_STATUS" 431
+		assert_equal "$(jq -r .error <<<"$HTTP_BODY")" "too many request headers: send at most 100"
+	done
+	assert_equal "$(counter_value)" "$before"
+}
+
 @test "500 idle, 100 half-sent and 100 slowloris connections do not starve normal clients" {
 	local summary i ok=0 slowest=0 t0 took
 	summary=$BATS_TEST_TMPDIR/idle.json

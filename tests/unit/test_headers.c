@@ -1,5 +1,6 @@
 /* tally - unit tests for params_repeated_header: a request header that
- * lighttpd passed twice under one CGI name (look-alike header names);
+ * lighttpd passed twice under one CGI name (look-alike header names),
+ * and their count (params_header_count);
  * and for a counter's name: its grammar (request_name_check) and where
  * request_init finds it, however lighttpd splits the path. */
 #include <stdio.h>
@@ -126,10 +127,23 @@ aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
 	check_case_end();
 }
 
+/* params_header_count counts the HTTP_ parameters, headers only. */
+static void
+test_count(void)
+{
+	char	*envp[] = { "REQUEST_METHOD=GET", "HTTP_HOST=h",
+	    "SCRIPT_NAME=/time", "HTTP_A=", "HTTP_A=b", "HTTPX=1", NULL };
+
+	CHECK(params_header_count(NULL) == 0);
+	CHECK(params_header_count(envp + 6) == 0);
+	CHECK(params_header_count(envp) == 3);
+}
+
 int
 main(void)
 {
 	test_cases();
+	test_count();
 	test_names();
 	printf("test_headers: ok\n");
 	return 0;
