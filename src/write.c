@@ -123,11 +123,15 @@ limit_headers(const struct ratelimit_state *st, const char *extra, char *buf,
 	return buf;
 }
 
-/* 429: the client is over the limit of bucket b (st: its buckets). */
+/* 429: the client is over the limit of bucket b (st: its buckets). Its
+ * RateLimit names that bucket alone, whose t is Retry-After (the draft:
+ * Retry-After ends no earlier than the windows it sends with). */
 static void
 write_limited(struct request *req, enum ratelimit_bucket b,
     const struct ratelimit_state *st)
 {
+	struct ratelimit_state	 only = *st;
+	int			 i;
 	static const char *const why[RATELIMIT__COUNT] = {
 		[RATELIMIT_WRITE] = "too many writes from your address",
 		[RATELIMIT_KEY] = "too many new Idempotency-Keys from your "
@@ -135,14 +139,18 @@ write_limited(struct request *req, enum ratelimit_bucket b,
 		[RATELIMIT_CREATE] = "too many counters created from your "
 		    "address",
 	};
-	char	msg[160], retry[32], hdr[512];
+	char			 msg[160], retry[32], hdr[512];
 
+	for (i = 0; i < RATELIMIT__COUNT; i++)
+		if (i != (int)b)
+			only.left[i] = -1;
+	if (only.wait_s[b] == 0)
+		only.wait_s[b] = 1;
 	snprintf(msg, sizeof(msg), "%s: not counted; retry after the "
 	    "seconds of Retry-After", why[b]);
-	snprintf(retry, sizeof(retry), "Retry-After: %u\r\n",
-	    st->wait_s[b] > 0 ? st->wait_s[b] : 1);
+	snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", only.wait_s[b]);
 	stats_rate_limited(b);
-	response_error(req, 429, msg, limit_headers(st, retry, hdr,
+	response_error(req, 429, msg, limit_headers(&only, retry, hdr,
 	    sizeof(hdr)));
 }
 
