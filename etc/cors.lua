@@ -32,7 +32,7 @@ local origin = req["Origin"]
 local READ = { GET = true, HEAD = true }
 -- request headers a page may send, and answer headers it may read
 local ALLOW_HEADERS = "Content-Type, Idempotency-Key, X-Request-Id, traceparent"
-local EXPOSE_HEADERS = "Retry-After, Idempotent-Replayed"
+local EXPOSE_HEADERS = "Retry-After, Idempotent-Replayed, RateLimit-Policy, RateLimit"
 
 -- The answer's Access-Control-Allow-Origin for a request by method m
 -- from origin o, or nil if that origin may not.

@@ -45,6 +45,20 @@
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# stack_rate_limits_off: turns off each per-client rate limit of the
+# responders (the TALLY_RATE_LIMIT_* settings that 0 turns off) that the
+# caller did not set, for a stack whose load stands for many clients
+# behind one address: the test suite's stacks and the benchmark's.
+stack_rate_limits_off() {
+	local name def min max
+	for name in "${!TALLY_SETTING_BOUNDS[@]}"; do
+		read -r def min max <<<"${TALLY_SETTING_BOUNDS[$name]}"
+		if [[ $name == TALLY_RATE_LIMIT_* && $min == 0 && -z ${!name:-} ]]; then
+			export "$name=0"
+		fi
+	done
+}
+
 # --- who runs the stack ---------------------------------------------------
 
 # Responders refuse root, and initdb does too. As root, lighttpd and the

@@ -257,7 +257,7 @@ read_counter_rows(PGresult *res, int *row, struct counter_call **calls,
 	const char		*outcome;
 	long long		 v = 0, counted, fresh = 0, before;
 	size_t			 i;
-	int			 r = *row, got, absent;
+	int			 r = *row, got, absent, made;
 
 	if (r >= PQntuples(res) ||
 	    strcmp(PQgetvalue(res, r, 0), name_of(calls[0])) != 0 ||
@@ -299,8 +299,14 @@ read_counter_rows(PGresult *res, int *row, struct counter_call **calls,
 	if (*name_of(calls[0]) == '\0')
 		stats_counter_seen(v);
 	before = v - fresh - counted;
+	made = *name_of(calls[0]) != '\0' && before == 0 && v > 0;
 	for (i = 0; i < n; i++)
 		assign_value(calls[i], &before, &counted, v);
+	for (i = 0; made && i < n; i++)
+		if (calls[i]->ok && !calls[i]->replayed && !is_read(calls[i])) {
+			calls[i]->created = 1;
+			break;
+		}
 	return 0;
 }
 
@@ -489,6 +495,7 @@ run_batch(void *ctx, struct batch_item **items, size_t n)
 		c->ok = 0;
 		c->refused = COUNTER_NOT_REFUSED;
 		c->replayed = 0;
+		c->created = 0;
 		if (c->key != NULL || *name_of(c) != '\0')
 			named++;
 		else if (!is_read(c))
@@ -566,6 +573,7 @@ counter_post(struct counter *cn, struct counter_call *c)
 	c->ok = 0;
 	c->refused = COUNTER_NOT_REFUSED;
 	c->replayed = 0;
+	c->created = 0;
 	c->item.arg = c;
 	c->item.done = call_done;
 	batch_post(&cn->batch, &c->item);

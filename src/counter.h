@@ -38,7 +38,7 @@ enum counter_refusal {
 #define COUNTER_MAX	9223372036854775807LL
 
 /* One call: the caller sets op, key, log and done; the database thread
- * sets ok, refused, replayed and value, then calls done. */
+ * sets ok, refused, replayed, created and value, then calls done. */
 struct counter_call {
 	enum counter_op	 op;
 	/* The counter's name (checked: request.h), "" or NULL for the
@@ -53,6 +53,11 @@ struct counter_call {
 					 * unavailable */
 	enum counter_refusal refused;	/* with ok 0: why, if refused */
 	int		 replayed;	/* a key seen before: nothing added */
+	/* An increment that counted first on a named counter which held 0
+	 * before its statement: the counter was created by it (or had
+	 * been created without a count, which tally_count_named's answer
+	 * does not tell apart). One call of a statement at most. */
+	int		 created;
 	long long	 value;
 	struct batch_item item;		/* counter.c's */
 };

@@ -123,7 +123,7 @@ metrics_handle(struct request *req, void *ctx)
 	char			*text = NULL;
 	size_t			 len = 0;
 	FILE			*f;
-	int			 up;
+	int			 up, i;
 
 	up = counter_read(ctx, responder_log(req), &value) == 0;
 	stats_snapshot(&snap);
@@ -148,6 +148,12 @@ metrics_handle(struct request *req, void *ctx)
 	    "POST /write answers replayed for a known Idempotency-Key.");
 	fprintf(f, "tally_idempotent_replays_total %llu\n",
 	    (unsigned long long)s->idempotent_replays);
+	help(f, "tally_rate_limited_total", "counter",
+	    "Writes refused with 429 by a client's rate limit, by bucket.");
+	for (i = 0; i < RATELIMIT__COUNT; i++)
+		fprintf(f, "tally_rate_limited_total{bucket=\"%s\"} %llu\n",
+		    ratelimit_names[i],
+		    (unsigned long long)s->rate_limited[i]);
 	help(f, "tally_build_info", "gauge", "The running version of tally.");
 	fprintf(f, "tally_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
 	help(f, "process_start_time_seconds", "gauge",

@@ -642,6 +642,10 @@ run_parent(const struct responder *r, const struct settings *cfg)
 	 * is shared by every worker, also by those started again later. */
 	if (n > 1)
 		(void)turn_init();
+	if (r->prepare != NULL && r->prepare(cfg) != 0) {
+		log_error("the responder could not start; see above", NULL);
+		return 1;
+	}
 	/* anonymous: the descriptor -1 is what mmap(2) asks for */
 	beats = mmap(NULL, MAX_PROCESSES * sizeof(*beats),
 	    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,

@@ -50,6 +50,10 @@ struct responder {
 	 * to exit. s outlives the process's requests; name is the
 	 * responder's own. */
 	void		*(*start)(const struct settings *s, const char *name);
+	/* Or NULL. Once in the parent process, before it starts the
+	 * workers (what it maps shared, every worker shares): returns 0,
+	 * or -1 to exit. */
+	int		 (*prepare)(const struct settings *s);
 	/* Answers one request; the method and route are already checked.
 	 * Called from many threads at once. */
 	void		 (*handle)(struct request *req, void *ctx);

@@ -22,6 +22,13 @@ struct settings {
 	unsigned int	 idem_max_keys;		/* TALLY_IDEMPOTENCY_MAX_KEYS */
 	unsigned int	 max_counters;		/* TALLY_MAX_COUNTERS */
 	unsigned int	 watchdog_s;		/* TALLY_WATCHDOG_TIMEOUT */
+	unsigned int	 rl_writes;		/* TALLY_RATE_LIMIT_WRITES */
+	unsigned int	 rl_writes_burst;	/* ..._WRITES_BURST */
+	unsigned int	 rl_keys;		/* TALLY_RATE_LIMIT_KEYS */
+	unsigned int	 rl_keys_burst;		/* ..._KEYS_BURST */
+	unsigned int	 rl_creates;		/* TALLY_RATE_LIMIT_CREATES */
+	unsigned int	 rl_creates_burst;	/* ..._CREATES_BURST */
+	unsigned int	 rl_clients;		/* TALLY_RATE_LIMIT_CLIENTS */
 	const char	*run_dir;		/* TALLY_RUN_DIR */
 };
 

@@ -32,7 +32,7 @@ const char *const stats_db_error_names[SDBERR__COUNT] = {
 };
 
 const int stats_status_codes[SSTATUS__COUNT] = {
-	200, 400, 404, 405, 409, 413, 422, 500, 503, 0
+	200, 400, 404, 405, 409, 413, 422, 429, 500, 503, 0
 };
 
 static struct stats_segment	 local_segment;
@@ -143,6 +143,7 @@ stats_snapshot(struct stats_segment *out)
 	out->counters = __atomic_load_n(&seg->counters, __ATOMIC_RELAXED);
 	out->counters_seen = __atomic_load_n(&seg->counters_seen,
 	    __ATOMIC_RELAXED);
+	LOAD_ALL(out->rate_limited, seg->rate_limited);
 }
 
 static void
@@ -214,4 +215,10 @@ void
 stats_idempotent_replay(void)
 {
 	ADD(seg->idempotent_replays, 1);
+}
+
+void
+stats_rate_limited(enum ratelimit_bucket b)
+{
+	ADD(seg->rate_limited[b], 1);
 }

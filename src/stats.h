@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ratelimit.h"
 #include "request.h"
 
 /* Upper bounds of the latency histograms, in seconds (+Inf is implicit). */
@@ -17,7 +18,8 @@ extern const double stats_bucket_bounds[STATS_BUCKETS];
 
 enum stats_status {
 	SSTATUS_200, SSTATUS_400, SSTATUS_404, SSTATUS_405, SSTATUS_409,
-	SSTATUS_413, SSTATUS_422, SSTATUS_500, SSTATUS_503, SSTATUS_OTHER,
+	SSTATUS_413, SSTATUS_422, SSTATUS_429, SSTATUS_500, SSTATUS_503,
+	SSTATUS_OTHER,
 	SSTATUS__COUNT
 };
 
@@ -52,6 +54,7 @@ struct stats_segment {
 	uint64_t	counter_seen;
 	int64_t		counters;	/* named counters, as last read */
 	uint64_t	counters_seen;
+	uint64_t	rate_limited[RATELIMIT__COUNT];
 };
 
 /* Maps the segment in run_dir ("stats"), creating it, or extending it if
@@ -75,6 +78,8 @@ void	stats_db_reconnect(void);
 void	stats_counter_seen(long long value);
 void	stats_counters_seen(long long n);
 void	stats_idempotent_replay(void);
+/* Counts a request refused by a rate limit (429), by its bucket. */
+void	stats_rate_limited(enum ratelimit_bucket b);
 
 extern const char *const stats_stmt_names[SSTMT__COUNT];
 extern const char *const stats_db_error_names[SDBERR__COUNT];

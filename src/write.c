@@ -14,6 +14,10 @@
  * Retry-After: the expiry thread's period), or when the database is
  * unavailable (the increment did not count, or its outcome is unknown if
  * the connection broke during the commit: retry with the same key).
+ * 429 with Retry-After when the client is over a rate limit (ratelimit.h:
+ * its writes, its new keys, or the counters it created), decided before
+ * the request joins a batch: not counted. Answers carry the
+ * RateLimit-Policy and RateLimit headers while a limit is on.
  * The request is handed to the database thread, which answers it once its
  * batch committed; the accepting thread goes on to the next request. */
 #include "config.h"
@@ -25,7 +29,9 @@
 #include "counter.h"
 #include "idempotency.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "responder.h"
+#include "timestamp.h"
 #include "response.h"
 #include "util.h"
 #include "stats.h"
@@ -34,7 +40,15 @@
 struct write_call {
 	struct counter_call	 c;
 	struct request		*req;
-	const struct log_ctx	*outer;
+	struct counter		*counter;
+	/* Its rate limits: whether it was admitted by them, its client,
+	 * and its buckets then. checking: the counter's existence is read
+	 * first (the client may create no counter now). */
+	int			 limited;
+	int			 checking;
+	const char		*key;	/* its Idempotency-Key, or NULL */
+	struct ratelimit_client	 client;
+	struct ratelimit_state	 rl;
 };
 
 _Static_assert(sizeof(struct write_call) <= RESPONDER_SCRATCH,
@@ -49,6 +63,7 @@ static unsigned int	max_counters;
 struct write_ctx {
 	struct counter	*counter;
 	struct expiry	*expiry;	/* of old Idempotency-Keys */
+	const struct cidr_list *trusted;	/* TALLY_TRUSTED_PROXIES */
 };
 
 static void
@@ -70,6 +85,7 @@ write_start(const struct settings *s, const char *name)
 		return NULL;
 	keys_full_retry_s = idempotency_expiry_period_s(s);
 	max_counters = s->max_counters;
+	w->trusted = &s->trusted_proxies;
 	if ((w->counter = counter_open(s, name)) == NULL ||
 	    (w->expiry = idempotency_expiry_start(s)) == NULL) {
 		write_stop(w);
@@ -78,6 +94,112 @@ write_start(const struct settings *s, const char *name)
 	return w;
 }
 
+/* In the parent, before the workers: the table of rate limits. */
+static int
+write_prepare(const struct settings *s)
+{
+	const struct ratelimit_policy	p[RATELIMIT__COUNT] = {
+		[RATELIMIT_WRITE] = { s->rl_writes, s->rl_writes_burst },
+		[RATELIMIT_KEY] = { s->rl_keys, s->rl_keys_burst },
+		[RATELIMIT_CREATE] = { s->rl_creates, s->rl_creates_burst },
+	};
+
+	return ratelimit_init(p, s->rl_clients);
+}
+
+/* The RateLimit-Policy and RateLimit headers of st into buf, after
+ * extra (or NULL); "" when no limit is on. */
+static const char *
+limit_headers(const struct ratelimit_state *st, const char *extra, char *buf,
+    size_t size)
+{
+	const char	*policy = ratelimit_policy_header();
+	int		 n;
+
+	n = snprintf(buf, size, "%s%s", extra != NULL ? extra : "", policy);
+	if (n < 0 || (size_t)n >= size ||
+	    ratelimit_header(st, buf + n, size - (size_t)n) < 0)
+		buf[0] = '\0';
+	return buf;
+}
+
+/* 429: the client is over the limit of bucket b (st: its buckets). Its
+ * RateLimit names that bucket alone, whose t is Retry-After (the draft:
+ * Retry-After ends no earlier than the windows it sends with). */
+static void
+write_limited(struct request *req, enum ratelimit_bucket b,
+    const struct ratelimit_state *st)
+{
+	struct ratelimit_state	 only = *st;
+	int			 i;
+	static const char *const why[RATELIMIT__COUNT] = {
+		[RATELIMIT_WRITE] = "too many writes from your address",
+		[RATELIMIT_KEY] = "too many new Idempotency-Keys from your "
+		    "address",
+		[RATELIMIT_CREATE] = "too many counters created from your "
+		    "address",
+	};
+	char			 msg[160], retry[32], hdr[512];
+
+	for (i = 0; i < RATELIMIT__COUNT; i++)
+		if (i != (int)b)
+			only.left[i] = -1;
+	if (only.wait_s[b] == 0)
+		only.wait_s[b] = 1;
+	snprintf(msg, sizeof(msg), "%s: not counted; retry after the "
+	    "seconds of Retry-After", why[b]);
+	snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", only.wait_s[b]);
+	stats_rate_limited(b);
+	response_error(req, 429, msg, limit_headers(&only, retry, hdr,
+	    sizeof(hdr)));
+}
+
+/* Gives back what the request took and did not use: its key's token when
+ * the key was not recorded now (a replay, or refused); and charges the
+ * creation of a counter. */
+static void
+limits_settle(struct write_call *w)
+{
+	const struct counter_call	*c = &w->c;
+	int64_t				 now = monotonic_ms();
+
+	if (c->key != NULL && (c->replayed ||
+	    c->refused != COUNTER_NOT_REFUSED))
+		ratelimit_adjust(&w->client, RATELIMIT_KEY, 1, now, &w->rl);
+	if (c->created)
+		ratelimit_adjust(&w->client, RATELIMIT_CREATE, -1, now,
+		    &w->rl);
+}
+
+/*
+ * The answer to the existence check of a client that may create no
+ * counter now: the counter exists, and the write goes on; or it does
+ * not, and gets 429 (nothing was created or counted: what it took is
+ * given back). Returns 1 if the request was answered.
+ */
+static int
+write_checked(struct write_call *w)
+{
+	struct counter_call	*c = &w->c;
+	int64_t			 now = monotonic_ms();
+
+	w->checking = 0;
+	if (c->ok) {
+		c->op = COUNTER_INCREMENT;
+		c->key = w->key;
+		counter_post(w->counter, c);
+		return 0;
+	}
+	if (c->refused != COUNTER_ABSENT) {
+		response_db_unavailable(w->req);
+		return 1;
+	}
+	ratelimit_adjust(&w->client, RATELIMIT_WRITE, 1, now, &w->rl);
+	if (w->key != NULL)
+		ratelimit_adjust(&w->client, RATELIMIT_KEY, 1, now, &w->rl);
+	write_limited(w->req, RATELIMIT_CREATE, &w->rl);
+	return 1;
+}
 
 /* Called by the database thread: answers and ends the request. */
 static void
@@ -87,10 +209,21 @@ write_done(struct counter_call *c)
 	struct request		*req;
 	const struct log_ctx	*outer;
 	char			 msg[80];	/* or a header */
+	char			 hdr[512];
+	int			 answered;
 
 	w = container_of(c, struct write_call, c);
 	req = w->req;
 	outer = log_enter(c->log);
+	if (w->checking) {
+		answered = write_checked(w);
+		log_leave(c->log, outer);
+		if (answered)
+			responder_done(req);
+		return;
+	}
+	if (w->limited)
+		limits_settle(w);
 	if (c->refused == COUNTER_AT_MAXIMUM) {
 		snprintf(msg, sizeof(msg), "the counter is at its maximum, "
 		    "%lld: it counts no more", COUNTER_MAX);
@@ -113,11 +246,48 @@ write_done(struct counter_call *c)
 	else {
 		if (c->replayed)
 			stats_idempotent_replay();
-		response_counter(req, c->value,
-		    c->replayed ? "Idempotent-Replayed: true\r\n" : NULL);
+		response_counter(req, c->value, !w->limited ?
+		    (c->replayed ? "Idempotent-Replayed: true\r\n" : NULL) :
+		    limit_headers(&w->rl, c->replayed ?
+		    "Idempotent-Replayed: true\r\n" : NULL, hdr, sizeof(hdr)));
 	}
 	log_leave(c->log, outer);
 	responder_done(req);
+}
+
+/*
+ * The rate limits, before the request joins a batch: a write takes a
+ * token of the client's write bucket, a keyed one also of its key bucket
+ * (given back if the key turns out known: limits_settle). A write to a
+ * named counter needs a token of the creation bucket only if it creates
+ * the counter: while the bucket holds one, the write goes on and the
+ * creation is charged once the answer shows it; when it is empty, the
+ * counter's existence is read first (write_checked). Returns 0 to go on,
+ * or -1 after answering 429.
+ */
+static int
+write_admit(const struct write_ctx *wc, struct request *req,
+    struct write_call *w, const char *key)
+{
+	enum ratelimit_bucket	refused;
+	unsigned int		take = RATELIMIT_BIT(RATELIMIT_WRITE);
+
+	if (!ratelimit_on(RATELIMIT_WRITE) && !ratelimit_on(RATELIMIT_KEY) &&
+	    !ratelimit_on(RATELIMIT_CREATE))
+		return 0;
+	if (key != NULL)
+		take |= RATELIMIT_BIT(RATELIMIT_KEY);
+	ratelimit_client_of(wc->trusted, req->remote_addr, req->forwarded_for,
+	    &w->client);
+	refused = ratelimit_take(&w->client, take, monotonic_ms(), &w->rl);
+	if (refused != RATELIMIT__COUNT) {
+		write_limited(req, refused, &w->rl);
+		return -1;
+	}
+	w->limited = 1;
+	w->checking = req->route == ROUTE_WRITE_NAMED &&
+	    w->rl.left[RATELIMIT_CREATE] == 0;
+	return 0;
 }
 
 static void
@@ -140,9 +310,15 @@ write_handle(struct request *req, void *ctx)
 	}
 	w = responder_scratch(req);
 	w->req = req;
-	w->c.op = COUNTER_INCREMENT;
+	w->counter = wc->counter;
+	w->limited = w->checking = 0;
+	if (write_admit(wc, req, w, key) != 0)
+		return;
+	w->c.op = w->checking ? COUNTER_READ : COUNTER_INCREMENT;
 	w->c.name = req->name;
-	w->c.key = key;
+	w->key = key;
+	/* an existence check reads: no key */
+	w->c.key = w->checking ? NULL : key;
 	w->c.log = responder_log(req);
 	w->c.done = write_done;
 	responder_defer(req);
@@ -152,6 +328,7 @@ write_handle(struct request *req, void *ctx)
 static const struct responder write_responder = {
 	RESPONDER_DECLARED(write),	/* src/responders.def */
 	.start = write_start,
+	.prepare = write_prepare,
 	.handle = write_handle,
 	.stop = write_stop,
 };

@@ -34,7 +34,7 @@ assert_vary_origin() {
 		http GET "$path" -H "Origin: $OTHER"
 		assert_equal "$path $HTTP_STATUS" "$path 200"
 		assert_equal "$(header access-control-allow-origin)" "*"
-		assert_equal "$(header access-control-expose-headers)" "Retry-After, Idempotent-Replayed"
+		assert_equal "$(header access-control-expose-headers)" "Retry-After, Idempotent-Replayed, RateLimit-Policy, RateLimit"
 		assert_vary_origin
 		refute grep -qi '^access-control-allow-credentials' <<<"$HTTP_HEADERS"
 	done

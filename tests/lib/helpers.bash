@@ -47,6 +47,9 @@ tally_stack_start() {
 	export TALLY_INTERNAL_URL="http://127.0.0.1:$internal"
 	unset DATABASE_URL PGHOST
 	if [[ -n $database ]]; then export DATABASE_URL=$database; fi
+	# The suite's load comes from 127.0.0.1 and stands for many clients:
+	# the rate limits are off unless a file sets them (ratelimit.bats).
+	stack_rate_limits_off
 	TALLY_INTERNAL_PORT=$internal stack_start
 	export DATABASE_URL
 }

@@ -5,7 +5,7 @@
  * increments refused at the maximum (the 409 of /write) without a sum
  * past it; tally_count_named's array literals; and its rows (made
  * by libpq itself, as the database would send them) read into the
- * calls. */
+ * calls, and the one call that created a named counter. */
 #include "../../src/counter.c"	/* NOLINT(bugprone-suspicious-include) */
 
 #include <limits.h>
@@ -389,6 +389,55 @@ test_counter_rows(void)
 	PQclear(res);
 }
 
+/* The call that created a named counter (it held 0 before the
+ * statement) is marked, once: the first increment that counted, not a
+ * read; a counter that held more, or the default counter, has none. */
+static void
+test_created(void)
+{
+	static const char *const made[][5] = {
+		{ "n", NULL, "3", NULL, "2" },
+		{ "n", "k", "3", "counted", NULL },
+	};
+	static const char *const held[][5] = {
+		{ "n", NULL, "5", NULL, "2" },
+		{ "n", "k", "5", "counted", NULL },
+	};
+	static const char *const dflt[][5] = {
+		{ "", NULL, "3", NULL, "2" },
+		{ "", "k", "3", "counted", NULL },
+	};
+	const char		*names[3] = { "n", "n", "" };
+	const char *const	(*rows[3])[5] = { made, held, dflt };
+	struct fixture		 f;
+	struct counter_call	*calls[NCALLS] = { NULL };
+	PGresult		*res;
+	size_t			 i, c;
+	int			 row;
+
+	for (c = 0; c < 3; c++) {
+		check_case("counter %zu", c);
+		f.n = 0;
+		add(&f, COUNTER_READ, NULL);
+		add(&f, COUNTER_INCREMENT, NULL);
+		add(&f, COUNTER_INCREMENT, NULL);
+		add(&f, COUNTER_INCREMENT, "k");
+		for (i = 0; i < f.n; i++) {
+			f.calls[i].name = names[c];
+			calls[i] = &f.calls[i];
+		}
+		res = named_result(rows[c], 2);
+		row = 0;
+		CHECK_INT(read_counter_rows(res, &row, calls, f.n), 0);
+		CHECK_INT(calls[0]->created, 0);
+		CHECK_INT(calls[1]->created, c == 0);
+		CHECK_INT(calls[2]->created, 0);
+		CHECK_INT(calls[3]->created, 0);
+		PQclear(res);
+	}
+	check_case_end();
+}
+
 int
 main(void)
 {
@@ -399,5 +448,6 @@ main(void)
 	test_named_literals();
 	test_keyed_rows();
 	test_counter_rows();
+	test_created();
 	return 0;
 }

@@ -23,6 +23,13 @@ TALLY_BATCH_MAX: {{ $v.config.batchMax | int64 | quote }}
 TALLY_IDEMPOTENCY_RETENTION: {{ $v.config.idempotencyRetention | int64 | quote }}
 TALLY_IDEMPOTENCY_MAX_KEYS: {{ $v.config.idempotencyMaxKeys | int64 | quote }}
 TALLY_MAX_COUNTERS: {{ $v.config.maxCounters | int64 | quote }}
+TALLY_RATE_LIMIT_WRITES: {{ $v.config.rateLimit.writes | int64 | quote }}
+TALLY_RATE_LIMIT_WRITES_BURST: {{ $v.config.rateLimit.writesBurst | int64 | quote }}
+TALLY_RATE_LIMIT_KEYS: {{ $v.config.rateLimit.keys | int64 | quote }}
+TALLY_RATE_LIMIT_KEYS_BURST: {{ $v.config.rateLimit.keysBurst | int64 | quote }}
+TALLY_RATE_LIMIT_CREATES: {{ $v.config.rateLimit.creates | int64 | quote }}
+TALLY_RATE_LIMIT_CREATES_BURST: {{ $v.config.rateLimit.createsBurst | int64 | quote }}
+TALLY_RATE_LIMIT_CLIENTS: {{ $v.config.rateLimit.clients | int64 | quote }}
 TALLY_READ_IDLE: {{ $v.web.idleTimeouts.read | int64 | quote }}
 TALLY_WRITE_IDLE: {{ $v.web.idleTimeouts.write | int64 | quote }}
 TALLY_KEEP_ALIVE_IDLE: {{ $v.web.idleTimeouts.keepAlive | int64 | quote }}
