@@ -11,7 +11,7 @@
 #include "stats.h"
 
 #define STATS_MAGIC	0x74616c6c796d7472ULL	/* "tallymtr" */
-#define STATS_VERSION	3
+#define STATS_VERSION	4
 
 const double stats_bucket_bounds[STATS_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
