@@ -37,6 +37,8 @@ struct read_call {
 
 _Static_assert(sizeof(struct read_call) <= RESPONDER_SCRATCH,
     "struct read_call fits the scratch space");
+_Static_assert(sizeof(BADGE_SUFFIX) - 1 <= REQUEST_NAME_SUFFIX_MAX,
+    "the request's name has room for the longest name and the suffix");
 
 static int
 is_badge(const struct request *req)

@@ -13,6 +13,19 @@
 /* The responder's buffer (read.c, BADGE_SIZE). */
 #define BADGE_SIZE	4096
 
+/* "label=" and n times c, in q (size bytes); returns q. */
+static const char *
+label_query(char *q, size_t size, const char *c, size_t n)
+{
+	size_t	len, i;
+
+	len = (size_t)snprintf(q, size, "label=");
+	for (i = 0; i < n && len < size; i++)
+		len += (size_t)snprintf(q + len, size - len, "%s", c);
+	CHECK(len < size);
+	return q;
+}
+
 static void
 test_params(void)
 {
@@ -57,7 +70,7 @@ test_params(void)
 	};
 	struct badge_params	 p;
 	const char		*rule;
-	char			 q[256];
+	char			 q[1024];
 	size_t			 i;
 	int			 rc;
 
@@ -75,24 +88,21 @@ test_params(void)
 		}
 	}
 	/* 40 characters pass, 41 do not; 40 of four bytes each too */
-	memset(q, 0, sizeof(q));
-	memcpy(q, "label=", 6);
-	memset(q + 6, 'x', BADGE_LABEL_MAX);
 	check_case("40 characters");
-	CHECK_INT(badge_params_parse(q, &p, &rule), 0);
-	q[6 + BADGE_LABEL_MAX] = 'x';
+	CHECK_INT(badge_params_parse(label_query(q, sizeof(q), "x",
+	    BADGE_LABEL_MAX), &p, &rule), 0);
 	check_case("41 characters");
-	CHECK_INT(badge_params_parse(q, &p, &rule), -1);
+	CHECK_INT(badge_params_parse(label_query(q, sizeof(q), "x",
+	    BADGE_LABEL_MAX + 1), &p, &rule), -1);
 	CHECK_STR(rule, BADGE_LABEL_RULE);
-	memcpy(q, "label=", 7);
-	for (i = 0; i < BADGE_LABEL_MAX; i++)
-		strcat(q, "%F0%9F%98%80");
 	check_case("40 four-byte characters");
-	CHECK_INT(badge_params_parse(q, &p, &rule), 0);
+	CHECK_INT(badge_params_parse(label_query(q, sizeof(q), "%F0%9F%98%80",
+	    BADGE_LABEL_MAX), &p, &rule), 0);
 	CHECK_INT(strlen(p.label), 4 * BADGE_LABEL_MAX);
-	strcat(q, "%F0%9F%98%80");
 	check_case("41 four-byte characters");
-	CHECK_INT(badge_params_parse(q, &p, &rule), -1);
+	CHECK_INT(badge_params_parse(label_query(q, sizeof(q), "%F0%9F%98%80",
+	    BADGE_LABEL_MAX + 1), &p, &rule), -1);
+	CHECK_STR(rule, BADGE_LABEL_RULE);
 	check_case_end();
 }
 
