@@ -34,6 +34,8 @@ enum route {
  */
 #define REQUEST_NAME_SEGMENT_MAX	64
 #define REQUEST_NAME_MAX	(2 * REQUEST_NAME_SEGMENT_MAX + 1)
+/* The longest suffix a NAMED route's path has after the name (".svg"). */
+#define REQUEST_NAME_SUFFIX_MAX	4
 #define REQUEST_NAME_RULE						\
 	"a counter's name is a key or a namespace and a key, separated by "	\
 	"one '/' (/read/visits, /read/example.com/visits): each 1 to 64 of "	\
@@ -55,10 +57,12 @@ struct request {
 	char			 trace_id[TRACE_ID_LEN + 1];
 	char			 span_id[SPAN_ID_LEN + 1];
 	struct timespec		 started;	/* CLOCK_MONOTONIC */
-	/* A NAMED route's counter name as sent (unchecked: longer ones
-	 * are cut to REQUEST_NAME_MAX + 1 characters, which the check
-	 * refuses); "" on the other routes. */
-	char			 name[REQUEST_NAME_MAX + 2];
+	/* A NAMED route's counter name as sent, with what follows it
+	 * (the ".svg" of /badge/NAME.svg): unchecked; longer ones are cut
+	 * to REQUEST_NAME_MAX + REQUEST_NAME_SUFFIX_MAX + 1 characters,
+	 * which the check refuses. "" on the other routes. */
+	char			 name[REQUEST_NAME_MAX +
+				    REQUEST_NAME_SUFFIX_MAX + 2];
 	int			 status;	/* set when the answer is sent */
 };
 

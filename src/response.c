@@ -16,6 +16,7 @@ status_reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
+	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -88,23 +89,27 @@ log_answer(const struct request *req, double seconds, const char *error)
 /* Writes the answer, counts it in the metrics and logs it. error is the
  * error class of a failed request ("database unavailable"), or NULL. */
 static int
-response_send(struct request *req, int status, const char *type,
-    const char *extra_headers, const char *body, size_t len, const char *error)
+response_send_cached(struct request *req, int status, const char *type,
+    const char *cache, const char *extra_headers, const char *body,
+    size_t len, const char *error)
 {
 	double		 seconds;
 	FCGX_Stream	*out = req->fcgx->out;
-	char		 head[1024];
+	char		 head[1024], content[160] = "";
 	int		 n, rc;
 
 	req->status = status;
-	/* libfcgi's own printf knows no %zu: format here, then write. */
+	/* libfcgi's own printf knows no %zu: format here, then write. A
+	 * 304 has no content, and says nothing of it. */
+	if (type != NULL)
+		(void)snprintf(content, sizeof(content), "Content-Type: %s\r\n"
+		    "Content-Length: %zu\r\n", type, len);
 	n = snprintf(head, sizeof(head), "Status: %d %s\r\n"
-	    "Content-Type: %s\r\n"
-	    "Content-Length: %zu\r\n"
-	    "Cache-Control: no-store\r\n"
+	    "%s"
+	    "Cache-Control: %s\r\n"
 	    "X-Content-Type-Options: nosniff\r\n"
 	    "%s\r\n",
-	    status, status_reason(status), type, len,
+	    status, status_reason(status), content, cache,
 	    extra_headers != NULL ? extra_headers : "");
 	if (n < 0 || (size_t)n >= sizeof(head))
 		rc = -1;
@@ -116,6 +121,29 @@ response_send(struct request *req, int status, const char *type,
 	stats_request_done(req, seconds);
 	log_answer(req, seconds, error);
 	return rc < 0 ? -1 : 0;
+}
+
+static int
+response_send(struct request *req, int status, const char *type,
+    const char *extra_headers, const char *body, size_t len, const char *error)
+{
+	return response_send_cached(req, status, type, "no-store",
+	    extra_headers, body, len, error);
+}
+
+int
+response_image(struct request *req, int status, const char *type,
+    const char *body, size_t len, const char *extra_headers)
+{
+	return response_send_cached(req, status, type, "no-cache",
+	    extra_headers, body, len, NULL);
+}
+
+int
+response_not_modified(struct request *req, const char *extra_headers)
+{
+	return response_send_cached(req, 304, NULL, "no-cache", extra_headers,
+	    NULL, 0, NULL);
 }
 
 int

@@ -1,5 +1,6 @@
 /* tally - response: the one place that writes answers. Every answer gets
- * the same headers (JSON, no-store, nosniff), HEAD gets no body, each
+ * the same headers (JSON, no-store, nosniff; a badge's SVG no-cache),
+ * HEAD gets no body, each
  * answer is counted in the metrics, and each 5xx answer is logged as an
  * error with its path, status, duration and error class. */
 #ifndef TALLY_RESPONSE_H
@@ -23,6 +24,16 @@ int	response_counter(struct request *req, long long value,
 /* Sends a non-JSON body (the metrics text) with its Content-Type. */
 int	response_text(struct request *req, int status, const char *type,
 	    const char *body, size_t len);
+
+/* An image (a badge) with its Content-Type, which a cache may keep but
+ * must check first (Cache-Control: no-cache): extra_headers carries its
+ * ETag. */
+int	response_image(struct request *req, int status, const char *type,
+	    const char *body, size_t len, const char *extra_headers);
+
+/* 304, no body: what the client holds is current (extra_headers: the
+ * ETag, as the 200 would carry it). */
+int	response_not_modified(struct request *req, const char *extra_headers);
 
 /* {"error": message} with status. */
 int	response_error(struct request *req, int status, const char *message,

@@ -11,7 +11,7 @@
 #include "stats.h"
 
 #define STATS_MAGIC	0x74616c6c796d7472ULL	/* "tallymtr" */
-#define STATS_VERSION	4
+#define STATS_VERSION	5
 
 const double stats_bucket_bounds[STATS_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -32,7 +32,7 @@ const char *const stats_db_error_names[SDBERR__COUNT] = {
 };
 
 const int stats_status_codes[SSTATUS__COUNT] = {
-	200, 400, 404, 405, 409, 413, 422, 429, 500, 503, 0
+	200, 304, 400, 404, 405, 409, 413, 422, 429, 500, 503, 0
 };
 
 static struct stats_segment	 local_segment;

@@ -88,18 +88,20 @@ unset_default(const struct setting *s)
 	return s->kind != TEXT && (s->def < s->min || s->def > s->max);
 }
 
-/* The routes on listener l, as "a|b/.*|c" (regular expressions of
- * their paths without the first '/'). */
+/* The routes on listener l, as "a|b/.*|c\\.svg" (regular expressions
+ * of their paths without the first '/'; a '.' escaped). */
 static void
 print_paths(enum listener l)
 {
-	const char	*sep = "";
+	const char	*sep = "", *p;
 	size_t		 i;
 
 	for (i = 0; i < NELEM(routes); i++)
 		if (routes[i].listener & l) {
-			printf("%s%s%s", sep, routes[i].path + 1,
-			    routes[i].match == NAMED ? ".*" : "");
+			printf("%s", sep);
+			for (p = routes[i].path + 1; *p != '\0'; p++)
+				printf("%s%c", *p == '.' ? "\\" : "", *p);
+			printf("%s", routes[i].match == NAMED ? ".*" : "");
 			sep = "|";
 		}
 }

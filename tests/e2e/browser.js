@@ -12,8 +12,8 @@
  *
  * Environment:
  *   TALLY_URL             the stack's address (required)
- *   TALLY_SCREENSHOT_DIR  where screenshots go (required by "screenshots"
- *                         and "database-outage")
+ *   TALLY_SCREENSHOT_DIR  where screenshots go (required by "screenshots",
+ *                         "database-outage" and "badges")
  *   TALLY_DB_STOP, TALLY_DB_START  shell commands that stop and start the
  *                         stack's PostgreSQL ("database-outage")
  *   TALLY_DB_SET_BIG      a shell command that sets the counter to
@@ -22,7 +22,8 @@
  *                         scenario: "ok", or "not ok" and the reason
  *   TALLY_ORIGIN_ALLOWED, TALLY_ORIGIN_OTHER  two other origins serving a
  *                         page, the first listed in the stack's
- *                         TALLY_CORS_WRITE_ORIGINS ("cross-origin")
+ *                         TALLY_CORS_WRITE_ORIGINS ("cross-origin"; the
+ *                         second shows badges too: "badges")
  *   CHROMIUM              the browser (default /usr/bin/chromium)
  *
  * Every scenario also fails on a console error or warning, an uncaught
@@ -618,6 +619,101 @@ async function crossOrigin(session) {
 	assert.equal(await apiCounter(), before, 'nothing the unlisted origin sent counted');
 }
 
+/* Badges on another origin's page, as a README shows them: <img> of
+ * /badge.svg and /badge/NAME.svg decode and show the width the SVG
+ * declares, a counter that does not exist too ("not found": 404, still
+ * an image); opened by itself a badge is the SVG with its texts. The
+ * widths computed from the text (src/badge.c) match the font's: each
+ * text measured here in DejaVu Sans 11px is within a pixel of the
+ * badge's textLength. A screenshot of the badges: badge.png. */
+async function badges(session) {
+	const origin = requireEnv('TALLY_ORIGIN_OTHER');
+	const name = `e2e.example/visits-${Date.now()}`;
+	for (let i = 0; i < 3; i++) {
+		const r = await fetch(`${BASE}/write/${name}`, { method: 'POST', body: '' });
+		assert.equal(r.status, 200, 'the named counter counts');
+	}
+	const wanted = [
+		{ id: 'default', src: `${BASE}/badge.svg`, status: 200,
+			texts: ['counter', String(await apiCounter())] },
+		{ id: 'named', src: `${BASE}/badge/${name}.svg?label=visits&color=green`,
+			status: 200, texts: ['visits', '3'] },
+		{ id: 'quoted', src: `${BASE}/badge.svg?label=${encodeURIComponent('<b>"x" & \'y\'</b>')}&color=e05d44`,
+			status: 200, texts: ['<b>"x" & \'y\'</b>', String(await apiCounter())] },
+		{ id: 'unknown', src: `${BASE}/badge/e2e.example/none.svg?label=visits`,
+			status: 404, texts: ['visits', 'not found'] },
+	];
+	const declared = {};
+	for (const w of wanted) {
+		const r = await fetch(w.src, { cache: 'no-store' });
+		assert.equal(r.status, w.status, `${w.id}: ${w.src} answers ${w.status}`);
+		assert.equal(r.headers.get('content-type'), 'image/svg+xml; charset=utf-8');
+		const svg = await r.text();
+		declared[w.id] = {
+			width: Number(/^<svg [^>]*width="(\d+)"/.exec(svg)[1]),
+			lengths: [...svg.matchAll(/<text [^>]*y="14"[^>]*textLength="(\d+)"/g)].map((m) => Number(m[1])),
+		};
+	}
+
+	const context = await session.browser.newContext({ deviceScaleFactor: 2 });
+	session.contexts.push(context);
+	const page = await context.newPage();
+	page.setDefaultTimeout(STEP_TIMEOUT_MS);
+	assert.equal((await page.goto(`${origin}/`)).status(), 200, `${origin} answers`);
+	await page.evaluate((list) => {
+		const box = document.createElement('div');
+		box.id = 'badges';
+		box.style.cssText = 'display: inline-block; padding: 4px 12px; font: 14px sans-serif; background: #fff';
+		box.append(...list.map((w) => {
+			const p = document.createElement('p');
+			const img = document.createElement('img');
+			img.id = w.id;
+			img.alt = w.texts.join(': ');
+			img.src = w.src;
+			img.style.verticalAlign = 'middle';
+			p.append(img, ` ${w.id}`);
+			return p;
+		}));
+		document.body.replaceChildren(box);
+	}, wanted);
+	for (const w of wanted) {
+		const shown = await waitUntil(`the ${w.id} badge to load`, () =>
+			page.locator(`#${w.id}`).evaluate((img) => img.complete &&
+				{ natural: img.naturalWidth, height: img.naturalHeight }));
+		assert.equal(shown.natural, declared[w.id].width,
+			`${w.id}: the image decoded, as wide as the SVG says`);
+		assert.equal(shown.height, 20, `${w.id}: 20 px high`);
+	}
+	/* the text widths of the table against the font's own */
+	const measured = await page.evaluate((list) => {
+		const ctx = document.createElement('canvas').getContext('2d');
+		ctx.font = '11px "DejaVu Sans"';
+		return list.map((w) => w.texts.map((t) => ctx.measureText(t).width));
+	}, wanted);
+	wanted.forEach((w, i) => {
+		w.texts.forEach((t, j) => {
+			const length = declared[w.id].lengths[j];
+			assert.ok(length >= measured[i][j] && length - measured[i][j] < 1,
+				`${w.id}: "${t}" is ${measured[i][j]} px in DejaVu Sans, the badge says ${length}`);
+		});
+	});
+	await page.locator('#badges').screenshot({ path: path.join(requireEnv('TALLY_SCREENSHOT_DIR'), 'badge.png') });
+	console.log(`screenshot: ${path.join(process.env.TALLY_SCREENSHOT_DIR, 'badge.png')}`);
+
+	/* a badge opened by itself: the SVG, its texts, nothing run */
+	const direct = await context.newPage();
+	direct.setDefaultTimeout(STEP_TIMEOUT_MS);
+	const answer = await direct.goto(wanted[2].src);
+	assert.equal(answer.status(), 200);
+	assert.match(answer.headers()['content-security-policy'], /^default-src 'none';/);
+	const texts = await direct.evaluate(() =>
+		[...document.querySelectorAll('text')].map((t) => t.textContent));
+	assert.deepEqual(texts, [wanted[2].texts[0], wanted[2].texts[0],
+		wanted[2].texts[1], wanted[2].texts[1]]);
+	assert.equal(await direct.evaluate(() => document.querySelectorAll('script, b').length), 0,
+		'no element from the label');
+}
+
 const SCENARIOS = {
 	facts,
 	increment,
@@ -626,6 +722,7 @@ const SCENARIOS = {
 	'database-outage': databaseOutage,
 	screenshots,
 	'cross-origin': crossOrigin,
+	badges,
 	'big-number': bigNumber,	/* last: it leaves the counter beyond 2^53 */
 };
 

@@ -120,3 +120,8 @@ scenario() {
 @test "another origin's page: reads and, when listed, increments; an unlisted one cannot write" {
 	scenario cross-origin
 }
+
+@test "badges: another origin's page shows them, a counter that does not exist too; widths fit the font" {
+	scenario badges
+	[[ -s $TALLY_SCREENSHOT_DIR/badge.png ]] || fail "no screenshot badge.png"
+}
