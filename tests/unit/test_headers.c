@@ -120,7 +120,8 @@ aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
 		if (paths[i].name != NULL)
 			CHECK_STR(req.name, paths[i].name);
 		else {
-			CHECK(strlen(req.name) == REQUEST_NAME_MAX + 1);
+			CHECK(strlen(req.name) ==
+			    REQUEST_NAME_MAX + REQUEST_NAME_SUFFIX_MAX + 1);
 			CHECK(request_name_check(req.name) == -1);
 		}
 	}
