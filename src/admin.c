@@ -105,7 +105,7 @@ struct token {
 
 struct admin {
 	const struct settings	*cfg;
-	const char		*path;		/* TALLY_ADMIN_TOKEN_FILE or NULL */
+	const char		*path;	/* TALLY_ADMIN_TOKEN_FILE, or NULL */
 	pthread_mutex_t		 token_mu;
 	struct token		 token;
 	pthread_mutex_t		 db_mu;		/* db is one connection */
@@ -211,11 +211,12 @@ token_refresh(struct admin *a)
 static int
 token_ok(struct admin *a, const struct request *req)
 {
-	const char		*auth = request_param(req, "HTTP_AUTHORIZATION");
+	const char		*auth;
 	char			 sent[TOKEN_MAX];
 	volatile unsigned char	 diff = 0;
 	size_t			 len, i;
 
+	auth = request_param(req, "HTTP_AUTHORIZATION");
 	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
 		return 0;
 	auth += 7;
@@ -380,7 +381,7 @@ name_chars(const char *s)
 }
 
 #define QUERY_RULE							\
-	"the query takes prefix (the start of a name), after (the name "	\
+	"the query takes prefix (the start of a name), after (the name "\
 	"a page ended with: its next) and limit (1 to 1000), each once"
 
 /* GET /admin/counters?prefix=&after=&limit= */
@@ -391,7 +392,8 @@ admin_list(struct admin *a, struct request *req)
 	char			 prefix[REQUEST_NAME_MAX + 1] = "";
 	char			 after[REQUEST_NAME_MAX + 1] = "";
 	char			 value[REQUEST_NAME_MAX + 1];
-	char			 lower[REQUEST_NAME_MAX + 2], upper[REQUEST_NAME_MAX + 2];
+	char			 lower[REQUEST_NAME_MAX + 2];
+	char			 upper[REQUEST_NAME_MAX + 2];
 	char			 lim[16];
 	const char		*values[3] = { lower, upper, lim };
 	struct json_object	*body, *list, *item;
@@ -513,6 +515,7 @@ read_value(struct request *req, long long *value)
 	char			 buf[BODY_MAX + 1];
 	struct json_tokener	*tok;
 	struct json_object	*o, *v;
+	size_t			 end;
 	int			 n, rc = -1;
 
 	n = FCGX_GetStr(buf, BODY_MAX + 1, req->fcgx->in);
@@ -521,8 +524,10 @@ read_value(struct request *req, long long *value)
 	if ((tok = json_tokener_new()) == NULL)
 		return -1;
 	o = json_tokener_parse_ex(tok, buf, n);
+	/* the whole body is the object, but for one line ending */
+	end = (size_t)n - (buf[n - 1] == '\n');
 	if (o != NULL && json_tokener_get_error(tok) == json_tokener_success &&
-	    tok->char_offset == n - (buf[n - 1] == '\n') &&
+	    json_tokener_get_parse_end(tok) == end &&
 	    json_object_is_type(o, json_type_object) &&
 	    json_object_object_length(o) == 1 &&
 	    json_object_object_get_ex(o, "counter", &v) &&
@@ -639,8 +644,9 @@ static void
 admin_handle(struct request *req, void *ctx)
 {
 	struct admin	*a = ctx;
-	const char	*name = req->route == ROUTE_ADMIN_DEFAULT ? "" : req->name;
+	const char	*name;
 
+	name = req->route == ROUTE_ADMIN_DEFAULT ? "" : req->name;
 	if (a->path == NULL) {		/* off: as if there were no path */
 		response_error(req, 404, "not found", NULL);
 		return;

@@ -419,3 +419,17 @@ admin_log_lines() {
 	refute_output --regexp ':[1-9]'
 	assert_equal "$(counters_kept)" "$(named_count)"
 }
+
+@test "the runtime role deletes a counter only through tally_admin_delete, which never deletes the default one" {
+	http POST /write/role/me -d ''
+	run psql_runtime "DELETE FROM tally_counter WHERE name = 'role/me'"
+	assert_failure
+	assert_output --partial 'permission denied'
+	assert_equal "$(psql_runtime "SELECT count(*) FROM tally_admin_delete('')")" 0
+	assert_equal "$(psql_tally "SELECT count(*) FROM tally_counter WHERE id = 1")" 1
+	assert_equal "$(psql_runtime "SELECT value FROM tally_admin_delete('role/me')")" 1
+	assert_equal "$(counters_kept)" "$(named_count)"
+	# it runs as its owner with a search_path of its own
+	assert_equal "$(psql_tally "SELECT prosecdef, array_to_string(proconfig, ';')
+		FROM pg_proc WHERE proname = 'tally_admin_delete'")" "t|search_path=pg_catalog, public"
+}
