@@ -4,8 +4,8 @@
 
 # The responders, one program tally-NAME each, and those that
 # use the database.
-TALLY_RESPONDERS=(time read write healthz metrics)
-TALLY_DB_RESPONDERS=(read write healthz metrics)
+TALLY_RESPONDERS=(time read write healthz metrics admin)
+TALLY_DB_RESPONDERS=(read write healthz metrics admin)
 
 # The whole-number settings: "default least most".
 declare -gA TALLY_SETTING_BOUNDS=(

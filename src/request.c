@@ -24,6 +24,8 @@ static const char *const method_names[METHOD__COUNT] = {
 	[METHOD_GET] = "GET",
 	[METHOD_HEAD] = "HEAD",
 	[METHOD_POST] = "POST",
+	[METHOD_PUT] = "PUT",
+	[METHOD_DELETE] = "DELETE",
 	[METHOD_OTHER] = "other",
 };
 

@@ -167,8 +167,10 @@ accept_error_passes(int err)
 	    err == EPROTO || err == ECONNRESET;
 }
 
-/* Reads the request body, which no responder uses, to its end (a
- * POST /write body is at most 16 KiB: lighttpd refuses larger ones). */
+/* Reads the request body to its end: no responder but one that reads
+ * it itself (struct responder, reads_body) uses it, and what that one
+ * leaves goes too (a body is at most 16 KiB: lighttpd refuses larger
+ * ones). */
 static void
 skip_body(FCGX_Request *fcgx)
 {
@@ -202,7 +204,7 @@ responder_finish(FCGX_Request *fcgx)
  * way: libfcgi has closed that connection).
  */
 static int
-next_request(FCGX_Request *fcgx, unsigned int io_timeout_s)
+next_request(FCGX_Request *fcgx, unsigned int io_timeout_s, int keep_body)
 {
 	int	fd;
 
@@ -223,7 +225,8 @@ next_request(FCGX_Request *fcgx, unsigned int io_timeout_s)
 	fcgx->keepConnection = 1;
 	if (FCGX_Accept_r(fcgx) < 0)
 		return -1;
-	skip_body(fcgx);
+	if (!keep_body)
+		skip_body(fcgx);
 	return 0;
 }
 
@@ -315,6 +318,7 @@ serve(struct job *j, const struct serving *sv)
 {
 	struct request		*req = &j->req;
 	const struct log_ctx	*outer;
+	unsigned int		 methods;
 
 	deferred_here = 0;
 	request_init(req, &j->fcgx);
@@ -324,8 +328,10 @@ serve(struct job *j, const struct serving *sv)
 	outer = log_enter(&j->log);
 	if (route_responder[req->route] != sv->r->id)
 		response_error(req, 404, "not found", NULL);
-	else if ((sv->r->methods & METHOD_BIT(req->method)) == 0)
-		response_method_not_allowed(req, sv->r->methods);
+	else if (((methods = sv->r->route_methods != NULL ?
+	    sv->r->route_methods(req, sv->ctx) : sv->r->methods) &
+	    METHOD_BIT(req->method)) == 0)
+		response_method_not_allowed(req, methods);
 	else if (params_header_count(req->fcgx->envp) > REQUEST_HEADERS_MAX)
 		response_error(req, 431, "too many request headers: send at "
 		    "most " STR(REQUEST_HEADERS_MAX), NULL);
@@ -353,12 +359,15 @@ worker_run(void *arg)
 	while (!stopping) {
 		if (j == NULL && (j = job_get()) == NULL)
 			break;
-		if (next_request(&j->fcgx, w->sv->io_timeout_s) != 0)
+		if (next_request(&j->fcgx, w->sv->io_timeout_s,
+		    w->sv->r->reads_body) != 0)
 			continue;
 		work_began();
 		if (serve(j, w->sv))
 			j = NULL;	/* work_ended() in responder_done */
 		else {
+			if (w->sv->r->reads_body)
+				skip_body(&j->fcgx);	/* what it left */
 			responder_finish(&j->fcgx);
 			work_ended();
 		}

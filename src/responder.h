@@ -45,6 +45,12 @@ struct responder {
 	unsigned int	 methods;	/* METHOD_BIT()s it accepts, and
 					 * what a 405 names */
 	unsigned int	 threads;	/* per worker, unless TALLY_THREADS */
+	/* 1: handle reads the request body (FCGX_GetStr on req->fcgx->in,
+	 * at most 16 KiB, each read bounded by TALLY_IO_TIMEOUT) before it
+	 * answers; it must not hand such a request over. What it leaves is
+	 * read after it returns. 0: the body is read and dropped before
+	 * handle runs. */
+	int		 reads_body;
 	/* Once in each worker process before serving: returns the
 	 * handler's state (what handle and stop receive as ctx), or NULL
 	 * to exit. s outlives the process's requests; name is the
@@ -57,6 +63,12 @@ struct responder {
 	/* Answers one request; the method and route are already checked.
 	 * Called from many threads at once. */
 	void		 (*handle)(struct request *req, void *ctx);
+	/* Optional: the methods req's route takes, when they are not
+	 * the same on every route of the responder (methods is then their
+	 * union); a method outside them gets 405 with these in Allow
+	 * before handle runs. */
+	unsigned int	 (*route_methods)(const struct request *req,
+			    void *ctx);
 	/* After the last request: ends those handed over, frees ctx. */
 	void		 (*stop)(void *ctx);
 };

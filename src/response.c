@@ -224,7 +224,7 @@ response_method_not_allowed(struct request *req, unsigned int methods)
 		    json_object_array_length(allow) > 0 ? "," : "",
 		    method_name((enum http_method)m));
 		if (w < 0 || (size_t)w >= sizeof(hdr) - n - 2)
-			break;	/* cannot happen: three methods fit */
+			break;	/* cannot happen: five methods fit */
 		n += (size_t)w;
 		json_object_array_add(allow,
 		    json_object_new_string(method_name((enum http_method)m)));

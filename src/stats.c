@@ -11,7 +11,7 @@
 #include "stats.h"
 
 #define STATS_MAGIC	0x74616c6c796d7472ULL	/* "tallymtr" */
-#define STATS_VERSION	5
+#define STATS_VERSION	6
 
 const double stats_bucket_bounds[STATS_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -23,6 +23,7 @@ const char *const stats_stmt_names[SSTMT__COUNT] = {
 	[SSTMT_INCREMENT_KEYED] = "increment_keyed",
 	[SSTMT_READ] = "read",
 	[SSTMT_EXPIRE] = "expire_keys",
+	[SSTMT_ADMIN] = "admin",
 };
 
 const char *const stats_db_error_names[SDBERR__COUNT] = {

@@ -26,7 +26,7 @@ enum stats_status {
 /* Statements timed in tally_db_query_duration_seconds{statement}. */
 enum stats_stmt {
 	SSTMT_INCREMENT, SSTMT_INCREMENT_KEYED, SSTMT_READ,
-	SSTMT_EXPIRE, SSTMT__COUNT
+	SSTMT_EXPIRE, SSTMT_ADMIN, SSTMT__COUNT
 };
 
 /* Kinds in tally_db_errors_total{kind}. */

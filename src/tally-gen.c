@@ -28,8 +28,10 @@
 			"and src/settings.def (src/tally-gen.c); do not edit"
 
 /* The HTTP methods responders.def names with M(). */
-enum { METHOD_GET, METHOD_HEAD, METHOD_POST };
-static const char *const method_names[] = { "GET", "HEAD", "POST" };
+enum { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_PUT, METHOD_DELETE };
+static const char *const method_names[] = {
+	"GET", "HEAD", "POST", "PUT", "DELETE"
+};
 #define M(m)	(1u << METHOD_##m)
 
 enum listener { PUBLIC = 1, INTERNAL = 2, BOTH = PUBLIC | INTERNAL };

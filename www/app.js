@@ -1,6 +1,9 @@
 /* tally - the page's script. Shows the server's time, the visitor's
  * address and proxy chain (GET /time, every second), the counter (GET
  * /read, every few seconds) and counts clicks on Increment (POST /write).
+ * With ?counter=NAME in its address it shows and counts the named
+ * counter NAME instead (GET /read/NAME, POST /write/NAME), once NAME
+ * passed the rule of a name; the name is only ever shown as text.
  * Each click carries its own Idempotency-Key and is retried once, with the
  * same key, when the answer is lost, so a retry never counts twice.
  * Problems are told in plain words, and the page recovers by itself. */
@@ -23,7 +26,25 @@
 		date: $('server-date'),
 		ip: $('visitor-ip'),
 		chain: $('proxy-chain'),
+		name: $('counter-name'),
 	};
+
+	/* The rule of a counter's name (src/request.h, REQUEST_NAME_RULE;
+	 * docs/openapi.yaml, CounterName): a key, or a namespace and a key
+	 * separated by one '/', each 1 to 64 of A-Z a-z 0-9 . _ - and
+	 * neither '.' nor '..'. */
+	const NAME_RULE = /^(?!\.\.?(\/|$))[A-Za-z0-9._-]{1,64}(\/(?!\.\.?$)[A-Za-z0-9._-]{1,64})?$/;
+
+	/* The counter this page shows: the default one (name ''), or the
+	 * one ?counter= names; valid false when that name breaks the rule. */
+	const counter = (() => {
+		const name = new URLSearchParams(location.search).get('counter');
+		if (name === null || name === '')
+			return { name: '', valid: true, read: '/read', write: '/write' };
+		if (!NAME_RULE.test(name))
+			return { name, valid: false };
+		return { name, valid: true, read: '/read/' + name, write: '/write/' + name };
+	})();
 
 	const numberFormat = new Intl.NumberFormat();
 	const clockFormat = new Intl.DateTimeFormat(undefined, {
@@ -39,7 +60,9 @@
 
 	/* Why a request failed: "network" (no answer at all), "database"
 	 * (503), "maximum" (409: the counter is at its maximum, for good),
-	 * "busy" (another 409: the same key is still being counted) or
+	 * "cap" (409: a named counter that is not there, and no more may be
+	 * created), "busy" (another 409: the same key is still being
+	 * counted), "absent" (404: a named counter nobody counted yet) or
 	 * "http" (any other unexpected answer). */
 	class ApiError extends Error {
 		constructor(kind, status, retryAfterMs) {
@@ -65,6 +88,11 @@
 			if (body && typeof body.error === 'string' &&
 			    body.error.startsWith('the counter is at its maximum'))
 				kind = 'maximum';
+			else if (body && typeof body.error === 'string' &&
+			    body.error.includes('named counters exist'))
+				kind = 'cap';
+		} else if (response.status === 404) {
+			kind = 'absent';
 		} else if (response.status === 503) {
 			const body = await response.json().catch(() => ({}));
 			if (body && body.error === 'database unavailable')
@@ -289,11 +317,21 @@
 	async function refreshCounter() {
 		const completedBefore = writes.completed;
 		try {
-			const body = await api('GET', '/read');
-			if (body.counter === null)
-				throw new ApiError('http', 200);
+			let value;
+			try {
+				const body = await api('GET', counter.read);
+				if (body.counter === null)
+					throw new ApiError('http', 200);
+				value = body.counter;
+			} catch (e) {
+				/* a named counter nobody counted yet: 0 until the
+				 * first click creates it */
+				if (e.kind !== 'absent' || counter.name === '')
+					throw e.kind === 'absent' ? new ApiError('http', 404) : e;
+				value = 0n;
+			}
 			if (writes.inFlight === 0 && writes.completed === completedBefore)
-				showCounter(body.counter);
+				showCounter(value);
 			clearProblems('read', 'write');
 		} catch (e) {
 			if (view.counter.dataset.state === 'loading') {
@@ -328,12 +366,13 @@
 	async function sendWrite(key) {
 		const headers = { 'Idempotency-Key': key };
 		try {
-			return await api('POST', '/write', headers);
+			return await api('POST', counter.write, headers);
 		} catch (e) {
-			if (e.kind === 'http' || e.kind === 'maximum')
+			if (e.kind === 'http' || e.kind === 'maximum' ||
+			    e.kind === 'cap' || e.kind === 'absent')
 				throw e;
 			await sleep(Math.max(WRITE_RETRY_DELAY_MS, e.retryAfterMs));
-			return api('POST', '/write', headers);
+			return api('POST', counter.write, headers);
 		}
 	}
 
@@ -342,6 +381,8 @@
 		database: 'The database is unavailable, so that click was not counted. Please try again in a moment.',
 		busy: 'That click is still being counted; the counter will catch up shortly.',
 		maximum: 'The counter is at its largest possible value, so that click was not counted.',
+		cap: 'This counter does not exist yet and no more counters may be created, so that click was not counted.',
+		absent: 'Something went wrong, so that click was not counted. Please try again.',
 		http: 'Something went wrong, so that click was not counted. Please try again.',
 	};
 
@@ -367,7 +408,26 @@
 		}
 	}
 
-	view.button.addEventListener('click', increment);
 	poll(refreshTime, untilNextSecond);
+	if (counter.name !== '') {
+		/* text only: the name never becomes markup */
+		setText(view.name, counter.name);
+		view.name.hidden = false;
+		document.title = counter.name + ' · tally';
+	}
+	if (!counter.valid) {
+		/* no request for a name the server would refuse */
+		view.counter.removeAttribute('aria-busy');
+		view.counter.dataset.state = 'unknown';
+		setText(view.counter, '—');
+		view.button.disabled = true;
+		view.name.dataset.state = 'invalid';
+		renderNotice('This address names no valid counter: a counter\'s ' +
+			'name is a key or a namespace and a key separated by one "/" ' +
+			'(visits, example.com/visits), each 1 to 64 of A-Z a-z 0-9 . _ - ' +
+			'and neither "." nor "..".', 'problem');
+		return;
+	}
+	view.button.addEventListener('click', increment);
 	poll(refreshCounter, () => READ_EVERY_MS);
 })();

@@ -154,9 +154,10 @@ class Session {
 		this.contexts = [];
 	}
 
-	/* Opens the page in a new context; resolves to { page, watch } once
-	 * the counter and the clock show values from the server. */
-	async open(options = {}) {
+	/* Opens the page (at where, / by default) in a new context;
+	 * resolves to { page, watch } once the counter (unless counter is
+	 * false) and the clock show values from the server. */
+	async open(options = {}, where = '/', counter = true) {
 		const context = await this.browser.newContext({
 			viewport: { width: 1280, height: 800 },
 			...options,
@@ -167,10 +168,11 @@ class Session {
 		const page = await context.newPage();
 		page.setDefaultTimeout(STEP_TIMEOUT_MS);
 		watch.watch(page);
-		const answer = await page.goto(`${BASE}/`);
+		const answer = await page.goto(`${BASE}${where}`);
 		assert.equal(answer.status(), 200, 'the page answers 200');
 		if (options.javaScriptEnabled !== false) {
-			await page.locator('#counter[data-state="ok"]').waitFor();
+			if (counter)
+				await page.locator('#counter[data-state="ok"]').waitFor();
 			await page.locator('#server-time[datetime]').waitFor();
 		}
 		return { page, watch };
@@ -714,6 +716,65 @@ async function badges(session) {
 		'no element from the label');
 }
 
+/* ?counter=NAME: the page shows and counts that named counter, shows its
+ * name as text, and leaves the default counter alone; a name outside the
+ * rule (here one of markup) is refused in plain words, shown as text,
+ * and sends nothing. */
+async function namedCounter(session) {
+	const name = `e2e.site/visits-${Date.now()}`;
+	const readNamed = async () => {
+		const response = await fetch(`${BASE}/read/${name}`, { cache: 'no-store' });
+		return response.status === 200 ? (await response.json()).counter : response.status;
+	};
+	const before = await apiCounter();
+	assert.equal(await readNamed(), 404, 'the named counter does not exist yet');
+	{
+		const { page, watch } = await session.open({},
+			`/?counter=${encodeURIComponent(name)}`, false);
+		/* nobody counted it yet: /read/NAME answers 404, shown as 0 */
+		const untolerate = watch.tolerate(/status of 404/);
+		await page.locator('#counter[data-state="ok"]').waitFor();
+		assert.equal(await pageCounter(page), 0, 'a counter nobody counted shows 0');
+		assert.equal(await page.locator('#counter-name').textContent(), name,
+			'the page names the counter');
+		assert.ok(await page.locator('#counter-name').isVisible());
+		const isNamedWrite = (r) => new URL(r.url()).pathname === `/write/${name}` &&
+			(r.request ? r.request() : r).method() === 'POST';
+		const [answer] = await Promise.all([page.waitForResponse(isNamedWrite),
+			page.getByRole('button', { name: 'Increment' }).click()]);
+		assert.equal(answer.status(), 200, 'POST /write/NAME answers 200');
+		assert.equal((await answer.json()).counter, 1);
+		await waitForCounter(page, 1);
+		assert.equal(await readNamed(), 1, 'the click counted on the named counter');
+		assert.equal(await apiCounter(), before, 'the default counter did not move');
+		untolerate();
+		watch.take(/status of 404/);
+		watch.assertClean();
+	}
+	{
+		const bad = '<img src=x onerror=alert(1)>/"&amp;';
+		const { page, watch } = await session.open({},
+			`/?counter=${encodeURIComponent(bad)}`, false);
+		const shown = page.locator('#counter-name');
+		assert.equal(await shown.textContent(), bad, 'the name is shown as text');
+		assert.equal(await shown.evaluate((el) => el.childElementCount), 0,
+			'the name made no element');
+		assert.equal(await page.locator('main img').count(), 0, 'no image was made');
+		assert.match(await page.locator('#notice').textContent(),
+			/names no valid counter/, 'a plain message says why');
+		assert.ok(await page.getByRole('button', { name: 'Increment' }).isDisabled(),
+			'nothing to click');
+		await sleep(500);
+		/* every request the document made, from its start */
+		const sent = await page.evaluate(() => performance
+			.getEntriesByType('resource').map((e) => new URL(e.name).pathname)
+			.filter((p) => /^\/(read|write)/.test(p)));
+		assert.deepEqual(sent, [], 'no request for the counter');
+		assert.equal(await apiCounter(), before, 'the default counter did not move');
+		watch.assertClean();
+	}
+}
+
 const SCENARIOS = {
 	facts,
 	increment,
@@ -723,6 +784,7 @@ const SCENARIOS = {
 	screenshots,
 	'cross-origin': crossOrigin,
 	badges,
+	'named-counter': namedCounter,
 	'big-number': bigNumber,	/* last: it leaves the counter beyond 2^53 */
 };
 

@@ -125,3 +125,7 @@ scenario() {
 	scenario badges
 	[[ -s $TALLY_SCREENSHOT_DIR/badge.png ]] || fail "no screenshot badge.png"
 }
+
+@test "page: ?counter=NAME shows and counts that counter; a name of markup is refused as text" {
+	scenario named-counter
+}

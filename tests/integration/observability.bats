@@ -206,7 +206,7 @@ metric_names_in() {
 	expect_statuses GET /healthz 7 "$tag-healthz" 200
 	expect_statuses GET /livez 4 "$tag-livez" 200
 	expect_statuses POST /time 3 "$tag-time-post" 405
-	expect_statuses DELETE /read 2 "$tag-read-delete" 405
+	expect_statuses PATCH /read 2 "$tag-read-patch" 405
 	scrape
 	# the first scrape counts itself once it has answered
 	expected='http_requests_total{path="/time",method="GET",code="200"} 60

@@ -363,8 +363,8 @@ expect_405_body(const struct answer *a, const char *allow)
 static void
 test_method_not_allowed(void)
 {
-	static const char *const delete_time[] = {
-		"REQUEST_METHOD=DELETE", "SCRIPT_NAME=/time", NULL
+	static const char *const patch_time[] = {
+		"REQUEST_METHOD=PATCH", "SCRIPT_NAME=/time", NULL
 	};
 	static const struct {
 		unsigned int	 methods;
@@ -384,7 +384,7 @@ test_method_not_allowed(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		methods = cases[i].methods;
-		exchange(delete_time, answer_405, &methods, &req, &a);
+		exchange(patch_time, answer_405, &methods, &req, &a);
 		CHECK_INT(req.method, METHOD_OTHER);
 		CHECK_INT(req.route, ROUTE_TIME);
 		CHECK_INT(req.status, 405);

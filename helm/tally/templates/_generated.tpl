@@ -2,10 +2,10 @@
 
 {{/* The responders, one container each, and those that use the database. */}}
 {{- define "tally.responders" -}}
-time read write healthz metrics
+time read write healthz metrics admin
 {{- end }}
 {{- define "tally.dbResponders" -}}
-read write healthz metrics
+read write healthz metrics admin
 {{- end }}
 
 {{/* The whole-number settings the values set, as lines of tally.envMap. */}}

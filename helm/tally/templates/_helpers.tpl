@@ -228,6 +228,11 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
+{{/* Where the admin token's Secret is mounted (admin container). */}}
+{{- define "tally.adminTokenDir" -}}
+/etc/tally/admin
+{{- end }}
+
 {{/* Volume of the database CA certificate, if any. */}}
 {{- define "tally.caVolume" -}}
 {{- with .Values.database.caCert.existingSecret }}
