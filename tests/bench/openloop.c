@@ -13,10 +13,24 @@
  * h2load's --rps measures from the moment a request is sent.)
  *
  * Usage: openloop [-c CONNS] [-r RATE] [-d SECONDS] [-w WARMUP]
- *                 [-m get|post|post-keyed] [-k KEY_PREFIX] URL
+ *                 [-m get|post|post-keyed] [-k KEY_PREFIX]
+ *                 [-z COUNTERS -n NAME_PREFIX -s SEED -o FILE] URL
  *   URL is http://127.0.0.1:PORT/PATH (numeric IPv4 only: loopback).
  *   Requests due during the WARMUP seconds are sent but not measured.
  *   After the last due time it waits up to 5 s for the answers left.
+ *   post-keyed: request k's key is 32 hex digits of a hash of k (as a
+ *   client's random UUID spreads its keys over the whole key index),
+ *   then KEY_PREFIX and k.
+ *   -r 0: a closed loop instead, as wrk's: each connection sends its
+ *   next request when the last one's answer came, until the end; its
+ *   latency runs from the moment it was sent.
+ *   -z COUNTERS: request k goes to PATH/NAME_PREFIX<r>, r in 1..COUNTERS
+ *   drawn by a Zipf(1.0) law (r with weight 1/r) from a hash of SEED
+ *   and k, so the same SEED and k give the same counter from run to
+ *   run. FILE gets one line per counter that was sent requests,
+ *   tab-separated: its name, its 200 answers and its requests left
+ *   without an answer (warm-up included), for a check of what each
+ *   counter gained.
  *
  * Prints one line, tab-separated after the word "bench-result":
  *   duration_us requests ok errors p50_us p99_us p999_us
@@ -51,6 +65,9 @@
 
 #define DRAIN_NS	(5 * 1000000000LL)
 #define BUF_SIZE	16384
+#define USAGE		"usage: openloop [-c conns] [-r rate] [-d s] [-w s] " \
+	"[-m get|post|post-keyed] [-k prefix] [-z counters -n name-prefix " \
+	"-s seed -o file] URL"
 
 struct conn {
 	int		 fd;
@@ -58,6 +75,7 @@ struct conn {
 	long long	 due_upto;	/* requests m < due_upto are due */
 	int		 busy;		/* a request is out */
 	long long	 sent_due;	/* the due time of the one out */
+	long		 sent_rank;	/* its counter (-z), or 0 */
 	long long	 free_at;	/* when it last became free */
 	size_t		 len;
 	char		 buf[BUF_SIZE];
@@ -69,6 +87,14 @@ static const char *mode = "get";
 static long long	 t0_ns, warm_ns, end_ns;
 static int	 nconns = 16, epfd;
 static double	 rate = 1000;
+static int	 closed;	/* -r 0 */
+
+/* -z: the counters' cumulative weights, and each one's counts */
+static long	 ncounters;
+static double	*zipf_cdf;
+static long long *rank_ok, *rank_unanswered;
+static char	 name_prefix[128] = "c";
+static unsigned long long seed = 1;
 
 static long long *lat, *lag;
 static long long nlat, nlag, cap;
@@ -149,6 +175,10 @@ finish(struct conn *c, int status, long long t)
 		all_ok++;
 	else if (status == 0)
 		all_failed++;
+	if (c->sent_rank > 0 && status == 200)
+		rank_ok[c->sent_rank]++;
+	else if (c->sent_rank > 0 && status == 0)
+		rank_unanswered[c->sent_rank]++;
 	if (!is_measured || c->sent_due >= end_ns)
 		return;
 	if (status == 200)
@@ -163,20 +193,91 @@ finish(struct conn *c, int status, long long t)
 
 static struct conn *conns;
 
+/* splitmix64: a well-mixed 64-bit hash of x */
+static unsigned long long
+mix64(unsigned long long x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* Request k's counter, 1..ncounters, Zipf(1.0): the first r whose
+ * cumulative weight reaches a uniform draw from (SEED, k). */
+static long
+zipf_rank(long long k)
+{
+	double	u = (double)(mix64(seed ^ mix64((unsigned long long)k)) >> 11) *
+	    0x1.0p-53 * zipf_cdf[ncounters - 1];
+	long	lo = 0, hi = ncounters - 1, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (zipf_cdf[mid] < u)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo + 1;
+}
+
+static void
+zipf_init(void)
+{
+	double	sum = 0;
+	long	r;
+
+	if ((zipf_cdf = malloc((size_t)ncounters * sizeof(*zipf_cdf))) == NULL ||
+	    (rank_ok = calloc((size_t)ncounters + 1, sizeof(*rank_ok))) == NULL ||
+	    (rank_unanswered = calloc((size_t)ncounters + 1,
+	    sizeof(*rank_unanswered))) == NULL)
+		die("out of memory");
+	for (r = 1; r <= ncounters; r++) {
+		sum += 1.0 / (double)r;
+		zipf_cdf[r - 1] = sum;
+	}
+}
+
+/* Each counter that was sent requests: name, 200s, unanswered. */
+static void
+write_counts(const char *file)
+{
+	FILE	*f;
+	long	 r;
+
+	if ((f = fopen(file, "w")) == NULL)
+		die("cannot write the counts file");
+	for (r = 1; r <= ncounters; r++)
+		if (rank_ok[r] > 0 || rank_unanswered[r] > 0)
+			fprintf(f, "%s%ld\t%lld\t%lld\n", name_prefix, r,
+			    rank_ok[r], rank_unanswered[r]);
+	if (fclose(f) != 0)
+		die("cannot write the counts file");
+}
+
 /* Sends connection i's next due request. */
 static void
 conn_send(int i, long long t)
 {
 	struct conn	*c = &conns[i];
-	char		 req[2048];
+	char		 req[2048], target[1300];
 	int		 n;
-	long long	 k = c->next * nconns + i, due = due_of(k);
+	long long	 k = c->next * nconns + i;
+	long long	 due = closed ? t : due_of(k);
 	ssize_t		 w;
 
 	c->next++;
 	c->busy = 1;
 	c->sent_due = due;
-	if (due >= warm_ns && due < end_ns) {
+	c->sent_rank = 0;
+	if (ncounters > 0) {
+		c->sent_rank = zipf_rank(k);
+		snprintf(target, sizeof(target), "%s/%s%ld", path, name_prefix,
+		    c->sent_rank);
+	} else
+		snprintf(target, sizeof(target), "%s", path);
+	if (!closed && due >= warm_ns && due < end_ns) {
 		measured++;
 		record(lag, &nlag, t - (due > c->free_at ? due : c->free_at));
 	}
@@ -185,16 +286,19 @@ conn_send(int i, long long t)
 		finish(c, 0, t);
 		return;
 	}
+	if (closed && due >= warm_ns && due < end_ns)
+		measured++;
 	if (strcmp(mode, "get") == 0)
 		n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\n"
-		    "\r\n", path, host);
+		    "\r\n", target, host);
 	else if (strcmp(mode, "post") == 0)
 		n = snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: %s\r\n"
-		    "Content-Length: 0\r\n\r\n", path, host);
+		    "Content-Length: 0\r\n\r\n", target, host);
 	else
 		n = snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: %s\r\n"
-		    "Content-Length: 0\r\nIdempotency-Key: %s-%lld\r\n\r\n",
-		    path, host, prefix, k);
+		    "Content-Length: 0\r\nIdempotency-Key: %016llx%016llx-%s-%lld"
+		    "\r\n\r\n", target, host, mix64((unsigned long long)k),
+		    mix64(~(unsigned long long)k), prefix, k);
 	w = send(c->fd, req, (size_t)n, MSG_NOSIGNAL);
 	if (w != n) {	/* a fresh request fits a socket buffer whole */
 		conn_close(c);
@@ -209,7 +313,7 @@ conn_read(struct conn *c, long long t)
 	ssize_t	 r;
 	char	*end, *p;
 	size_t	 head, body;
-	int	 status;
+	int	 status, closing;
 
 	for (;;) {
 		r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len - 1, 0);
@@ -225,14 +329,21 @@ conn_read(struct conn *c, long long t)
 			    !c->busy)
 				return -1;
 			body = 0;
+			closing = 0;
 			for (p = c->buf; p < end; p++)
-				if (strncasecmp(p, "\r\nContent-Length:", 17) == 0) {
+				if (strncasecmp(p, "\r\nContent-Length:", 17) == 0)
 					body = strtoul(p + 17, NULL, 10);
-					break;
-				}
+				else if (strncasecmp(p, "\r\nConnection: close",
+				    19) == 0)
+					closing = 1;
 			if (c->len < head + body)
 				break;
 			finish(c, status, t);
+			/* the server closes it (lighttpd does after its
+			 * keep-alive requests): the next request goes on a
+			 * new connection, not on this one as it closes */
+			if (closing)
+				return -1;
 			memmove(c->buf, c->buf + head + body,
 			    c->len - head - body);
 			c->len -= head + body;
@@ -295,9 +406,10 @@ main(int argc, char **argv)
 	struct epoll_event	 evs[256];
 	double			 duration = 8, warmup = 1;
 	long long		 next_k = 0, t, deadline, tmo;
+	const char		*counts_file = NULL;
 	int			 opt, i, n, busy;
 
-	while ((opt = getopt(argc, argv, "c:r:d:w:m:k:")) != -1) {
+	while ((opt = getopt(argc, argv, "c:r:d:w:m:k:z:n:s:o:")) != -1) {
 		switch (opt) {
 		case 'c': nconns = atoi(optarg); break;
 		case 'r': rate = atof(optarg); break;
@@ -305,19 +417,27 @@ main(int argc, char **argv)
 		case 'w': warmup = atof(optarg); break;
 		case 'm': mode = optarg; break;
 		case 'k': snprintf(prefix, sizeof(prefix), "%s", optarg); break;
-		default: die("usage: openloop [-c conns] [-r rate] [-d s] "
-		    "[-w s] [-m get|post|post-keyed] [-k prefix] URL");
+		case 'z': ncounters = atol(optarg); break;
+		case 'n': snprintf(name_prefix, sizeof(name_prefix), "%s",
+		    optarg); break;
+		case 's': seed = strtoull(optarg, NULL, 10); break;
+		case 'o': counts_file = optarg; break;
+		default: die(USAGE);
 		}
 	}
-	if (optind != argc - 1 || nconns < 1 || nconns > 10000 || rate <= 0 ||
-	    duration <= 0 || warmup < 0)
-		die("usage: openloop [-c conns] [-r rate] [-d s] [-w s] "
-		    "[-m get|post|post-keyed] [-k prefix] URL");
+	if (optind != argc - 1 || nconns < 1 || nconns > 10000 || rate < 0 ||
+	    duration <= 0 || warmup < 0 || ncounters < 0 ||
+	    ncounters > 100000000 || (counts_file != NULL && ncounters == 0))
+		die(USAGE);
+	closed = rate == 0;
+	if (ncounters > 0)
+		zipf_init();
 	if (strcmp(mode, "get") != 0 && strcmp(mode, "post") != 0 &&
 	    strcmp(mode, "post-keyed") != 0)
 		die("mode: get, post or post-keyed");
 	parse_url(argv[optind]);
-	cap = (long long)(rate * duration * 1.1) + 1000;
+	/* closed: room for far more than this machine answers */
+	cap = (long long)((closed ? 500000 : rate) * duration * 1.1) + 1000;
 	if ((lat = malloc((size_t)cap * sizeof(*lat))) == NULL ||
 	    (lag = malloc((size_t)cap * sizeof(*lag))) == NULL ||
 	    (conns = calloc((size_t)nconns, sizeof(*conns))) == NULL)
@@ -334,21 +454,27 @@ main(int argc, char **argv)
 	for (;;) {
 		t = now_ns();
 		/* every request due by now is put in its connection's line */
-		while (due_of(next_k) <= t && due_of(next_k) < end_ns) {
+		while (!closed && due_of(next_k) <= t && due_of(next_k) < end_ns) {
 			conns[next_k % nconns].due_upto = next_k / nconns + 1;
 			next_k++;
 		}
 		busy = 0;
 		for (i = 0; i < nconns; i++) {
-			if (!conns[i].busy && conns[i].next < conns[i].due_upto)
+			if (!conns[i].busy && (closed ? t >= t0_ns && t < end_ns :
+			    conns[i].next < conns[i].due_upto))
 				conn_send(i, t);
 			busy |= conns[i].busy;
 		}
-		if (due_of(next_k) >= end_ns && !busy)
+		if ((closed ? t >= end_ns : due_of(next_k) >= end_ns) && !busy)
 			break;
 		if (t >= deadline)
 			break;
-		tmo = due_of(next_k) < end_ns ? due_of(next_k) - t : deadline - t;
+		if (closed)
+			tmo = t < t0_ns ? t0_ns - t : t < end_ns ? end_ns - t :
+			    deadline - t;
+		else
+			tmo = due_of(next_k) < end_ns ? due_of(next_k) - t :
+			    deadline - t;
 		{
 			struct timespec ts = { tmo / 1000000000LL,
 			    tmo % 1000000000LL };
@@ -387,6 +513,8 @@ main(int argc, char **argv)
 				}
 			}
 		}
+	if (counts_file != NULL)
+		write_counts(counts_file);
 	qsort(lat, (size_t)nlat, sizeof(*lat), cmp_ll);
 	qsort(lag, (size_t)nlag, sizeof(*lag), cmp_ll);
 	printf("bench-result\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t"

@@ -2,6 +2,16 @@
 
     report.py latency LOGFILE...      p50, p99 and p99.9 (microseconds)
                                       of pgbench per-transaction logs
+    report.py named-check BEFORE AFTER COUNTS
+                                      the named loads' check: BEFORE and
+                                      AFTER hold "name<TAB>value" lines
+                                      (the counters before and after the
+                                      load), COUNTS "name<TAB>ok<TAB>
+                                      unanswered" (openloop -o); prints
+                                      the total growth, how many counters
+                                      did not grow by their 200s (plus at
+                                      most their unanswered), how many
+                                      were written
     report.py report DIR CHART_GP     reads DIR/loads.tsv, DIR/cpu.tsv,
                                       DIR/open.tsv, DIR/memory.tsv,
                                       DIR/memory-idle.tsv and
@@ -42,6 +52,12 @@ TARGETS = [
     ("prod-pgbench-update", f"pgbench UPDATE, {SLOW}"),
     ("prod-flask-write", f"Flask /write, {SLOW}"),
     ("tally-mixed", "tally mixed (memory load)"),
+    ("closed-floor", "lighttpd + FastCGI floor, openloop closed loop"),
+    ("closed-tally-write", "tally /write, openloop closed loop"),
+    ("named-hot", "tally /write/NAME, one hot counter"),
+    ("named-zipf", "tally /write/NAME, Zipf(1.0) over 100,000 counters"),
+    ("named-1k", "tally /write/NAME, Zipf(1.0) over a table of 1,000"),
+    ("named-1m", "tally /write/NAME, Zipf(1.0) over a table of 1,000,000"),
 ]
 LABELS = dict(TARGETS)
 
@@ -70,9 +86,14 @@ RATIOS = [
     ("tally-write-keyed", "flask-write", "p99", 5),
     ("tally-read", "pgbench-select", "rps", None),
     ("tally-write-keyed", "tally-write", "rps", None),
+    ("named-zipf", "closed-floor", "rps", 0.65),
+    ("named-hot", "closed-tally-write", "rps", 0.95),
+    ("named-1m", "named-1k", "p99-times", 1.2),
+    ("closed-tally-write", "closed-floor", "rps", None),
 ]
 
-CHART_TARGETS = [name for name, _ in TARGETS if name != "tally-mixed"]
+CHART_TARGETS = [name for name, _ in TARGETS if name != "tally-mixed"
+                 and not name.startswith(("closed-", "named-"))]
 
 # The open-loop loads (open.tsv), in the order of their table and chart.
 OPEN_TARGETS = ["floor", "tally-time", "tally-read", "tally-write",
@@ -443,6 +464,32 @@ def write_open_data(path, opened):
             f.write("\n\n")
 
 
+def read_pairs(path):
+    with open(path, encoding="utf-8") as f:
+        return {fields[0]: [int(x) for x in fields[1:]]
+                for fields in (line.rstrip("\n").split("\t") for line in f)
+                if fields[0]}
+
+
+def cmd_named_check(before_path, after_path, counts_path):
+    """Every counter grew by its 200s, plus at most its unanswered
+    requests; counters not written did not move."""
+    before, after = read_pairs(before_path), read_pairs(after_path)
+    counts = read_pairs(counts_path)
+    growth = off = 0
+    for name in sorted(set(before) | set(after) | set(counts)):
+        grew = after.get(name, [0])[0] - before.get(name, [0])[0]
+        ok, unanswered = counts.get(name, [0, 0])
+        growth += grew
+        if not ok <= grew <= ok + unanswered:
+            off += 1
+            if off <= 10:
+                print(f"named-check: {name} grew by {grew} for {ok} answers "
+                      f"200 ({unanswered} unanswered)", file=sys.stderr)
+    print(growth, off, len(counts))
+    return 0
+
+
 def cmd_report(directory, chart_gp):
     results = load_results(read_tsv(os.path.join(directory, "loads.tsv")))
     samples = read_tsv(os.path.join(directory, "memory.tsv"))
@@ -510,6 +557,8 @@ def cmd_report(directory, chart_gp):
 def main(argv):
     if len(argv) >= 2 and argv[0] == "latency":
         return cmd_latency(argv[1:])
+    if len(argv) == 4 and argv[0] == "named-check":
+        return cmd_named_check(*argv[1:])
     if len(argv) == 3 and argv[0] == "report":
         return cmd_report(argv[1], argv[2])
     print(__doc__, file=sys.stderr)

@@ -3,7 +3,10 @@
 -- BENCH_WRK_MODE (environment) chooses the requests:
 --   get         the URL's path, GET (the default)
 --   post        POST with an empty body ("Content-Length: 0")
---   post-keyed  the same, each with its own Idempotency-Key header
+--   post-keyed  the same, each with its own Idempotency-Key header: 32
+--               random hex digits (as a client's random UUID spreads its
+--               keys over the whole key index), then the run, the
+--               thread and the request's number (so no two are alike)
 --   mixed       GET /time, /read, /healthz, /livez and POST /write in turn
 --               (/metrics is on the internal listener, not the public one)
 -- BENCH_RUN_ID makes the keys unique across runs.
@@ -42,13 +45,19 @@ if counting then
 end
 
 if mode == "post-keyed" then
-	local prefix, sent = "", 0
+	local suffix, sent = "", 0
+	local function hex16()
+		return string.format("%04x", math.random(0, 0xffff))
+	end
 	function init()
-		prefix = string.format("bench-%s-%d-", run_id, thread_no)
+		suffix = string.format("-bench-%s-%d-", run_id, thread_no)
+		math.randomseed(os.time() + thread_no)
 	end
 	function request()
 		sent = sent + 1
-		return wrk.format(nil, nil, { ["Idempotency-Key"] = prefix .. sent })
+		local key = hex16() .. hex16() .. hex16() .. hex16() .. hex16() ..
+			hex16() .. hex16() .. hex16() .. suffix .. sent
+		return wrk.format(nil, nil, { ["Idempotency-Key"] = key })
 	end
 end
 

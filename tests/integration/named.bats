@@ -338,6 +338,105 @@ RULE="a counter's name is a key or a namespace and a key, separated by one '/' (
 	psql_tally "DROP DATABASE tally_upgrade"
 }
 
+# batch_sql: one call of tally_count_named, drawn with $RANDOM from a
+# few counters and keys, printed as a SELECT of its answer on one line.
+batch_sql() {
+	local all=('' a b c/d) names=() adds=() keys=() knames=() i n k seen=' '
+	for n in "${all[@]}"; do
+		((RANDOM % 2)) || continue
+		names+=("'$n'")
+		adds+=($((RANDOM % 3)))
+	done
+	((${#names[@]} > 0)) || { names=("''"); adds=(1); }
+	for ((i = RANDOM % 5; i > 0; i--)); do
+		k="k$((RANDOM % 12))"
+		n=${names[RANDOM % ${#names[@]}]}
+		[[ $seen == *" $k=$n "* ]] && continue
+		seen+="$k=$n "
+		keys+=("'$k'")
+		knames+=("$n")
+	done
+	local IFS=,
+	echo "SELECT string_agg(coalesce(name, '~') || ':' || coalesce(key, '-') || '=' ||
+		coalesce(value::text, 'n') || ':' || coalesce(outcome, '') || ':' ||
+		coalesce(counted::text, ''), ' ') FROM tally_count_named(
+		ARRAY[${names[*]}]::text[], ARRAY[${adds[*]}]::bigint[],
+		ARRAY[${keys[*]}]::text[], ARRAY[${knames[*]}]::text[], 86400, 8, 2);"
+}
+
+@test "upgrade: keys recorded by the previous tally_count_named replay after the one that looks keys up once, which answers as it did" {
+	local old url_old url_new i
+	old="$BATS_TEST_TMPDIR/sql-008"
+	mkdir -p "$old"
+	cp "$TALLY_SQL_DIR"/00[1-8]_*.sql "$old/"
+	psql_tally "CREATE DATABASE tally_008 OWNER $STACK_PG_OWNER"
+	psql_tally "CREATE DATABASE tally_now OWNER $STACK_PG_OWNER"
+	url_old=$(stack_pg_url_as "$STACK_PG_OWNER" tally_008)
+	url_new=$(stack_pg_url_as "$STACK_PG_OWNER" tally_now)
+	run env DATABASE_URL="$url_old" "$TALLY_BIN_DIR/tally-migrate" --dir "$old"
+	assert_success
+	# keys recorded at 008 on the default counter and on a named one
+	psql -X -q -tA -v ON_ERROR_STOP=1 -d "$url_old" -c "
+		SELECT count(*) FROM tally_count_named(ARRAY['', 'up/n'],
+			ARRAY[2, 1]::bigint[], ARRAY['u-1', 'u-2', 'u-3'],
+			ARRAY['', '', 'up/n'], 86400, 1000, 10);"
+	run env DATABASE_URL="$url_old" "$TALLY_BIN_DIR/tally-migrate" \
+		--dir "$TALLY_SQL_DIR" --grant-to "$STACK_PG_RUNTIME"
+	assert_success
+	assert_output --partial '"file":"010_keys_looked_up_once.sql"'
+	assert_equal "$(psql -X -q -tA -d "$url_old" -c \
+		"SELECT string_agg(key || '=' || value || '@' || counter_id, ',' ORDER BY key)
+		FROM tally_idempotency_keys")" "u-1=3@1,u-2=4@1,u-3=2@2"
+	assert_equal "$(psql -X -q -tA -d "$url_old" -c \
+		"SELECT string_agg(coalesce(key, '-') || '=' || coalesce(value::text, 'n') || ':' || coalesce(outcome, counted::text), ',')
+		FROM tally_count_named(ARRAY['', 'up/n'], ARRAY[0, 0]::bigint[],
+			ARRAY['u-1', 'u-2', 'u-3', 'u-4', 'u-1'], ARRAY['', '', 'up/n', 'up/n', 'up/n'],
+			86400, 1000, 10)")" \
+		"-=4:0,u-1=3:replayed,u-2=4:replayed,-=3:0,u-3=2:replayed,u-4=3:counted,u-1=n:other"
+	assert_equal "$(psql -X -q -tA -d "$url_old" -c \
+		"SELECT string_agg(name || '=' || value || ',' || keys_added || ',' || counters, ' ' ORDER BY id)
+		FROM tally_counter")" "=4,4,1 up/n=3,0,0"
+	# the same calls on a new database at 008 and on one at 010 answer
+	# alike, and leave the same counters, keys and totals
+	psql_tally "DROP DATABASE tally_008"
+	psql_tally "CREATE DATABASE tally_008 OWNER $STACK_PG_OWNER"
+	run env DATABASE_URL="$url_old" "$TALLY_BIN_DIR/tally-migrate" --dir "$old"
+	assert_success
+	run env DATABASE_URL="$url_new" "$TALLY_BIN_DIR/tally-migrate" --dir "$TALLY_SQL_DIR"
+	assert_success
+	RANDOM=20261208
+	for i in $(seq 300); do
+		batch_sql
+		if ((i == 100)); then
+			# keys past the retention: taken over, or refused at the cap
+			echo "UPDATE tally_idempotency_keys SET created_at = now() - interval '2 days'
+				WHERE key IN ('k1', 'k2', 'k3', 'k4');"
+			echo "DELETE FROM tally_idempotency_keys WHERE key = 'k4';"
+		fi
+		if ((i == 200)); then
+			# near the maximum
+			echo "UPDATE tally_counter SET value = 9223372036854775800 WHERE name IN ('', 'a');"
+		fi
+	done >"$BATS_TEST_TMPDIR/calls.sql"
+	echo "SELECT string_agg(name || '=' || value || ',' || keys_added || ',' || counters, ' ' ORDER BY name)
+		FROM tally_counter;
+		SELECT string_agg(t.key || '=' || t.value || '@' || c.name, ' ' ORDER BY t.key)
+		FROM tally_idempotency_keys AS t JOIN tally_counter AS c ON c.id = t.counter_id;
+		SELECT removed FROM tally_idempotency_removed;" >>"$BATS_TEST_TMPDIR/calls.sql"
+	psql -X -q -tA -v ON_ERROR_STOP=1 -d "$url_old" -f "$BATS_TEST_TMPDIR/calls.sql" \
+		>"$BATS_TEST_TMPDIR/008.out"
+	psql -X -q -tA -v ON_ERROR_STOP=1 -d "$url_new" -f "$BATS_TEST_TMPDIR/calls.sql" \
+		>"$BATS_TEST_TMPDIR/010.out"
+	run diff "$BATS_TEST_TMPDIR/008.out" "$BATS_TEST_TMPDIR/010.out"
+	assert_success
+	# every outcome came up
+	for i in counted replayed other maximum full cap absent; do
+		grep -q ":$i:" "$BATS_TEST_TMPDIR/010.out" || fail "no '$i' among the answers"
+	done
+	psql_tally "DROP DATABASE tally_008"
+	psql_tally "DROP DATABASE tally_now"
+}
+
 @test "database down: named reads and writes get 503 JSON with Retry-After; nothing is counted" {
 	local before i
 	before=$(named_value site.com/visits)

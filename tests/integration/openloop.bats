@@ -53,3 +53,43 @@ openloop() {
 	openloop -c 2 -r 50 -d 1 -w 0 "http://127.0.0.1:$port/time" || true
 	[ -z "${FIELDS[*]}" ] || [ "${FIELDS[3]}" -eq 0 ]
 }
+
+@test "openloop in a closed loop (-r 0): every request answered, counted once on the counter" {
+	local before
+	before=$(counter_value)
+	openloop -c 4 -r 0 -d 1 -w 0.5 -m post "$TALLY_URL/write"
+	# none left unanswered, none failed; the warm-up's count too
+	assert_equal "${FIELDS[4]}" 0
+	assert_equal "${FIELDS[12]}" 0
+	assert_equal "${FIELDS[14]}" 0
+	assert [ "${FIELDS[2]}" -gt 0 ]
+	assert_equal "${FIELDS[3]}" "${FIELDS[2]}"
+	assert [ "${FIELDS[13]}" -ge "${FIELDS[3]}" ]
+	assert_equal "$(counter_value)" $((before + FIELDS[13]))
+}
+
+@test "openloop's Zipf names: the same counters for the same seed, each one's 200s are what it gained" {
+	local name ok un total=0 first
+	openloop -c 4 -r 200 -d 1 -w 0.5 -m post -z 50 -n "zipf$$-" -s 7 \
+		-o "$BATS_TEST_TMPDIR/counts" "$TALLY_URL/write"
+	assert_equal "${FIELDS[13]}" 300
+	# every counter written holds exactly its 200s (they were new)
+	while IFS=$'\t' read -r name ok un; do
+		assert_equal "$un" 0
+		assert_equal "$(psql_tally "SELECT value FROM tally_counter WHERE name = '$name'")" "$ok"
+		total=$((total + ok))
+	done <"$BATS_TEST_TMPDIR/counts"
+	assert_equal "$total" 300
+	assert_equal "$(psql_tally "SELECT count(*) FROM tally_counter WHERE name LIKE 'zipf$$-%'")" \
+		"$(wc -l <"$BATS_TEST_TMPDIR/counts")"
+	# Zipf(1.0) over 50: the first counter gets about 22% of them, the
+	# 50th about 0.4% (a loose bound: 300 draws)
+	first=$(awk -F'\t' -v n="zipf$$-1" '$1 == n { print $2 }' "$BATS_TEST_TMPDIR/counts")
+	assert [ "$first" -ge 30 ]
+	assert [ "$first" -le 110 ]
+	# the same seed and schedule draw the same counters
+	openloop -c 4 -r 200 -d 1 -w 0.5 -m post -z 50 -n "zipf$$-" -s 7 \
+		-o "$BATS_TEST_TMPDIR/again" "$TALLY_URL/write"
+	run diff "$BATS_TEST_TMPDIR/counts" "$BATS_TEST_TMPDIR/again"
+	assert_success
+}
