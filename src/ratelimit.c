@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pshared.h"
 #include "ratelimit.h"
 
 const char *const ratelimit_names[RATELIMIT__COUNT] = {
@@ -128,7 +129,6 @@ header_init(void)
 int
 ratelimit_init(const struct ratelimit_policy *p, unsigned int slots)
 {
-	pthread_mutexattr_t	 attr;
 	struct table		*tb;
 	size_t			 size;
 	int			 b, on = 0, rc;
@@ -141,28 +141,17 @@ ratelimit_init(const struct ratelimit_policy *p, unsigned int slots)
 	if (!on || slots == 0)
 		return 0;
 	size = sizeof(*tb) + (size_t)slots * sizeof(struct slot);
-	tb = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS,
-	    /* cppcheck-suppress invalidFunctionArg */
-	    -1, 0);
-	if (tb == MAP_FAILED) {
+	if ((tb = pshared_map(size)) == NULL) {
 		log_error("rate limits: cannot map their table", "error",
 		    strerror(errno), NULL);
 		return -1;
 	}
-	pthread_mutexattr_init(&attr);
-	if ((rc = pthread_mutexattr_setpshared(&attr,
-	    PTHREAD_PROCESS_SHARED)) != 0 ||
-	    (rc = pthread_mutexattr_setrobust(&attr,
-	    PTHREAD_MUTEX_ROBUST)) != 0 ||
-	    (rc = pthread_mutex_init(&tb->mu, &attr)) != 0) {
+	if ((rc = pshared_mutex_init(&tb->mu)) != 0) {
 		log_error("rate limits: cannot make a shared mutex", "error",
 		    strerror(rc), NULL);
-		pthread_mutexattr_destroy(&attr);
 		munmap(tb, size);
 		return -1;
 	}
-	pthread_mutexattr_destroy(&attr);
 	tb->seed = random_seed();
 	tb->nslots = slots;
 	table = tb;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "pshared.h"
 #include "turn.h"
 
 struct turn {
@@ -21,32 +22,22 @@ static struct turn	*turn;
 int
 turn_init(void)
 {
-	pthread_mutexattr_t	 attr;
-	struct turn		*t;
-	int			 rc;
+	struct turn	*t;
+	int		 rc;
 
-	t = mmap(NULL, sizeof(struct turn), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (t == MAP_FAILED) {
+	if ((t = pshared_map(sizeof(struct turn))) == NULL) {
 		log_warn("turn: cannot map shared memory; the processes' "
 		    "statements go without turns", "error", strerror(errno),
 		    NULL);
 		return -1;
 	}
-	pthread_mutexattr_init(&attr);
-	if ((rc = pthread_mutexattr_setpshared(&attr,
-	    PTHREAD_PROCESS_SHARED)) != 0 ||
-	    (rc = pthread_mutexattr_setrobust(&attr,
-	    PTHREAD_MUTEX_ROBUST)) != 0 ||
-	    (rc = pthread_mutex_init(&t->mu, &attr)) != 0) {
+	if ((rc = pshared_mutex_init(&t->mu)) != 0) {
 		log_warn("turn: cannot make a shared mutex; the processes' "
 		    "statements go without turns", "error", strerror(rc),
 		    NULL);
-		pthread_mutexattr_destroy(&attr);
 		munmap(t, sizeof(struct turn));
 		return -1;
 	}
-	pthread_mutexattr_destroy(&attr);
 	turn = t;
 	return 0;
 }
