@@ -311,6 +311,29 @@ static const enum responder_id route_responder[ROUTE__COUNT] = {
 	[ROUTE_OTHER] = RESPONDER__COUNT,
 };
 
+int
+responder_refuse(const struct responder *r, struct request *req, void *ctx)
+{
+	unsigned int	methods;
+
+	if (route_responder[req->route] != r->id)
+		response_error(req, 404, "not found", NULL);
+	else if (((methods = r->route_methods != NULL ?
+	    r->route_methods(req, ctx) : r->methods) &
+	    METHOD_BIT(req->method)) == 0)
+		response_method_not_allowed(req, methods);
+	else if (params_header_count(req->fcgx->envp) > REQUEST_HEADERS_MAX)
+		response_error(req, 431, "too many request headers: send at "
+		    "most " STR(REQUEST_HEADERS_MAX), NULL);
+	else if (params_repeated_header(req->fcgx->envp) != NULL)
+		response_error(req, 400, "two header names stand for one "
+		    "header here (such as X-Forwarded-For and X_Forwarded_For): "
+		    "send it once, spelled with '-'", NULL);
+	else
+		return 0;
+	return 1;
+}
+
 /* Serves the job's request; returns 1 if the handler deferred it (the
  * job then belongs to whoever ends it), else 0. */
 static int
@@ -326,20 +349,7 @@ serve(struct job *j, const struct serving *sv)
 	j->log.trace_id = req->trace_id;
 	j->log.span_id = req->span_id;
 	outer = log_enter(&j->log);
-	if (route_responder[req->route] != sv->r->id)
-		response_error(req, 404, "not found", NULL);
-	else if (((methods = sv->r->route_methods != NULL ?
-	    sv->r->route_methods(req, sv->ctx) : sv->r->methods) &
-	    METHOD_BIT(req->method)) == 0)
-		response_method_not_allowed(req, methods);
-	else if (params_header_count(req->fcgx->envp) > REQUEST_HEADERS_MAX)
-		response_error(req, 431, "too many request headers: send at "
-		    "most " STR(REQUEST_HEADERS_MAX), NULL);
-	else if (params_repeated_header(req->fcgx->envp) != NULL)
-		response_error(req, 400, "two header names stand for one "
-		    "header here (such as X-Forwarded-For and X_Forwarded_For): "
-		    "send it once, spelled with '-'", NULL);
-	else
+	if (!responder_refuse(sv->r, req, sv->ctx))
 		sv->r->handle(req, sv->ctx);
 	/* only the address: a request handed over may be ended already */
 	log_leave(&j->log, outer);
@@ -599,10 +609,8 @@ watch_workers(struct slot *slots, unsigned int n, unsigned int timeout_s,
 	return touched_ms;
 }
 
-/* Opens (creating it) the alive file, run_dir/NAME.alive; -1 after
- * logging why. */
-static int
-alive_open(const char *run_dir, const char *name)
+int
+responder_alive_open(const char *run_dir, const char *name)
 {
 	char	path[4096];
 	int	fd;
@@ -663,7 +671,7 @@ run_parent(const struct responder *r, const struct settings *cfg)
 	if (beats == MAP_FAILED)
 		log_fatal("cannot map the workers' heartbeats", "error",
 		    strerror(errno), NULL);
-	alive_fd = alive_open(cfg->run_dir, r->name);
+	alive_fd = responder_alive_open(cfg->run_dir, r->name);
 	for (i = 0; i < n; i++)
 		slot_start(slots, i, r, cfg);
 	sigemptyset(&set);

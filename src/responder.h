@@ -4,7 +4,7 @@
  * that dies) of TALLY_THREADS threads each (by default the responder's
  * own number: many where requests wait for the database and share its
  * round trips, few where they only use the CPU), refuses wrong methods and
- * paths before the handler runs, bounds every read and write, and on
+, bounds every read and write, and on
  * SIGTERM or SIGINT finishes the requests under way, then exits. */
 #ifndef TALLY_RESPONDER_H
 #define TALLY_RESPONDER_H
@@ -91,6 +91,19 @@ void	 responder_done(struct request *req);
  * answers a request handed over enters it meanwhile (log.h). It lives
  * as long as req. */
 const struct log_ctx *responder_log(struct request *req);
+
+/* Answers a request that r does not serve as it is: another route's
+ * (404), a method r does not accept (405 with Allow), a header sent
+ * under two names (400). Returns 1 if it answered, else 0. What every
+ * responder checks before its handler runs; a responder with a loop of
+ * its own (src/stream.c) calls it too. */
+int	 responder_refuse(const struct responder *r, struct request *req,
+	    void *ctx);
+
+/* Opens (creating it) the alive file run_dir/NAME.alive, which the
+ * parent touches every second while its workers serve (the probes read
+ * it: scripts/lib.sh, responder_alive); -1 after logging why. */
+int	 responder_alive_open(const char *run_dir, const char *name);
 
 /* Runs the responder; returns the process's exit status. */
 int	responder_main(const struct responder *r, int argc, char **argv);
