@@ -151,7 +151,7 @@ static const struct responder stream_responder = {
 };
 
 static struct settings	 cfg;
-static struct shared	 sh = { .mu = PTHREAD_MUTEX_INITIALIZER };
+static struct shared	*sh;		/* made in main */
 static struct counter	*counters[HASH_SIZE];
 static struct client	*clients[HASH_SIZE];
 static unsigned int	 nstreams, nconns;
@@ -276,14 +276,14 @@ post(enum msg_kind kind, const char *name, long long value)
 	m->value = value;
 	if (name != NULL)
 		snprintf(m->name, sizeof(m->name), "%s", name);
-	pthread_mutex_lock(&sh.mu);
-	if (sh.tail != NULL)
-		sh.tail->next = m;
+	pthread_mutex_lock(&sh->mu);
+	if (sh->tail != NULL)
+		sh->tail->next = m;
 	else
-		sh.head = m;
-	sh.tail = m;
-	pthread_mutex_unlock(&sh.mu);
-	wake(sh.wake_loop);
+		sh->head = m;
+	sh->tail = m;
+	pthread_mutex_unlock(&sh->mu);
+	wake(sh->wake_loop);
 }
 
 /* Waits until fd is ready for events or the deadline; 1 ready, 0 not,
@@ -301,15 +301,15 @@ db_wait(int fd, short events, int64_t deadline)
 		left = 0;
 	p[0].fd = fd;
 	p[0].events = events;
-	p[1].fd = sh.wake_db;
+	p[1].fd = sh->wake_db;
 	p[1].events = POLLIN;
 	if (poll(p, 2, (int)left) < 0 && errno != EINTR)
 		return 0;
 	if (p[1].revents & POLLIN)
-		(void)!read(sh.wake_db, &n, sizeof(n));
-	pthread_mutex_lock(&sh.mu);
-	stop = sh.stop;
-	pthread_mutex_unlock(&sh.mu);
+		(void)!read(sh->wake_db, &n, sizeof(n));
+	pthread_mutex_lock(&sh->mu);
+	stop = sh->stop;
+	pthread_mutex_unlock(&sh->mu);
 	if (stop)
 		return -1;
 	return (p[0].revents & (events | POLLHUP | POLLERR)) != 0;
@@ -377,36 +377,38 @@ db_notifications(PGconn *conn)
 	}
 }
 
-/* The names to read, as a text[] literal (names need no escaping but the
- * quotes: request.h's rule allows no '"', '\\' or ','); NULL if none. */
+/* Takes up to LOOKUP_BATCH of the names the loop wants read into
+ * names[]; returns how many. */
+static size_t
+db_take_wanted(struct shared *q, char **names)
+{
+	size_t	n;
+
+	pthread_mutex_lock(&q->mu);
+	n = q->nwanted < LOOKUP_BATCH ? q->nwanted : LOOKUP_BATCH;
+	memcpy(names, q->wanted, n * sizeof(*names));
+	memmove(q->wanted, q->wanted + n, (q->nwanted - n) * sizeof(*names));
+	q->nwanted -= n;
+	pthread_mutex_unlock(&q->mu);
+	return n;
+}
+
+/* The names as a text[] literal (they need no escaping but the quotes:
+ * request.h's rule allows no '"', '\\' or ','). */
 static char *
-db_take_wanted(char ***names, size_t *n)
+db_names_literal(char *const *names, size_t n)
 {
 	size_t	 i, len = 3;
 	char	*lit, *p;
 
-	pthread_mutex_lock(&sh.mu);
-	*n = sh.nwanted < LOOKUP_BATCH ? sh.nwanted : LOOKUP_BATCH;
-	*names = NULL;
-	if (*n > 0) {
-		if ((*names = malloc(*n * sizeof(**names))) == NULL)
-			log_fatal("out of memory", NULL);
-		memcpy(*names, sh.wanted, *n * sizeof(**names));
-		memmove(sh.wanted, sh.wanted + *n,
-		    (sh.nwanted - *n) * sizeof(*sh.wanted));
-		sh.nwanted -= *n;
-	}
-	pthread_mutex_unlock(&sh.mu);
-	if (*n == 0)
-		return NULL;
-	for (i = 0; i < *n; i++)
-		len += strlen((*names)[i]) + 3;
+	for (i = 0; i < n; i++)
+		len += strlen(names[i]) + 3;
 	if ((lit = malloc(len)) == NULL)
 		log_fatal("out of memory", NULL);
 	p = lit;
 	*p++ = '{';
-	for (i = 0; i < *n; i++)
-		p += sprintf(p, "%s\"%s\"", i > 0 ? "," : "", (*names)[i]);
+	for (i = 0; i < n; i++)
+		p += sprintf(p, "%s\"%s\"", i > 0 ? "," : "", names[i]);
 	*p++ = '}';
 	*p = '\0';
 	return lit;
@@ -419,20 +421,21 @@ db_free_names(char **names, size_t n)
 
 	for (i = 0; i < n; i++)
 		free(names[i]);
-	free(names);
 }
 
 /* Reads the wanted counters; -1 when the connection failed. */
 static int
 db_lookup(PGconn *conn)
 {
-	char		**names, *lit;
+	static char	 *names[LOOKUP_BATCH];	/* the database thread's */
+	char		 *lit;
 	size_t		  n, i;
 	int		  row, rows;
 	PGresult	 *r;
 	const char	 *vals[1];
 
-	while ((lit = db_take_wanted(&names, &n)) != NULL) {
+	while ((n = db_take_wanted(sh, names)) > 0) {
+		lit = db_names_literal(names, n);
 		vals[0] = lit;
 		r = db_run(conn, "SELECT name, value FROM tally_counter "
 		    "WHERE name = ANY ($1::text[])", 1, vals,
@@ -541,17 +544,17 @@ want(const char *name)
 
 	if ((copy = strdup(name)) == NULL)
 		log_fatal("out of memory", NULL);
-	pthread_mutex_lock(&sh.mu);
-	if (sh.nwanted == sh.capwanted) {
-		sh.capwanted = sh.capwanted > 0 ? sh.capwanted * 2 : 64;
-		grown = realloc(sh.wanted, sh.capwanted * sizeof(*grown));
+	pthread_mutex_lock(&sh->mu);
+	if (sh->nwanted == sh->capwanted) {
+		sh->capwanted = sh->capwanted > 0 ? sh->capwanted * 2 : 64;
+		grown = realloc(sh->wanted, sh->capwanted * sizeof(*grown));
 		if (grown == NULL)
 			log_fatal("out of memory", NULL);
-		sh.wanted = grown;
+		sh->wanted = grown;
 	}
-	sh.wanted[sh.nwanted++] = copy;
-	pthread_mutex_unlock(&sh.mu);
-	wake(sh.wake_db);
+	sh->wanted[sh->nwanted++] = copy;
+	pthread_mutex_unlock(&sh->mu);
+	wake(sh->wake_db);
 }
 
 /* ---- writing to a connection ---- */
@@ -575,7 +578,7 @@ conn_want_out(struct conn *c, int on)
 static int
 conn_send(struct conn *c, const void *buf, size_t len)
 {
-	ssize_t	n = 0;
+	ssize_t	n;
 
 	if (c->out == NULL) {
 		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -749,6 +752,38 @@ stream_heartbeat(struct conn *c, int64_t now)
 	    sizeof(beat) - 1));
 }
 
+/* Tells a stream whether the database is reachable: an event of type
+ * "status" (no id: an EventSource keeps the last value's), so a page
+ * can say why nothing changes. Skipped for a peer that is not reading. */
+static void
+stream_status(struct conn *c, int up)
+{
+	char		text[96];
+	unsigned char	rec[sizeof(text) + 16];
+	int		n;
+
+	if (c->out != NULL || c->head)
+		return;
+	n = snprintf(text, sizeof(text), "event: status\ndata: "
+	    "{\"database\":\"%s\"}\n\n", up ? "ok" : "unavailable");
+	c->quiet_since_ms = now_ms();
+	(void)conn_send(c, rec, stream_fcgi_stdout(rec, sizeof(rec),
+	    c->parser.request_id, (const unsigned char *)text, (size_t)n));
+}
+
+/* Every open stream's status, when the database comes or goes. */
+static void
+streams_status(int up)
+{
+	struct conn	*c, *cn;
+
+	for (c = all; c != NULL; c = cn) {
+		cn = c->all_next;
+		if (c->state == CONN_STREAMING)
+			stream_status(c, up);
+	}
+}
+
 /* The counter's value is known: the waiting stream starts. */
 static void
 stream_start(struct conn *c, long long last_event_id, int has_last)
@@ -769,6 +804,7 @@ stream_start(struct conn *c, long long last_event_id, int has_last)
 		    "retry: %u\n\n", cfg.retry_after_s * 1000);
 	c->state = CONN_STREAMING;
 	c->quiet_since_ms = now;
+	stream_fcgi_release(&c->parser);	/* no refusal now: memory */
 	if (conn_send(c, rec, stream_fcgi_stdout(rec, sizeof(rec),
 	    c->parser.request_id, (const unsigned char *)head,
 	    (size_t)n)) != 0)
@@ -970,112 +1006,134 @@ conn_readable(struct conn *c)
 
 /* ---- the loop ---- */
 
+/* Refuses a stream waiting for its counter's value: 404 or 503. */
+static void
+stream_refuse(struct conn *c, int status)
+{
+	struct answer	*a;
+
+	if ((a = malloc(sizeof(*a))) == NULL)
+		log_fatal("out of memory", NULL);
+	answer_init(a, c->parser.envp);
+	if (status == 404)
+		response_error(&a->req, 404, REQUEST_NAME_UNKNOWN, NULL);
+	else
+		response_db_unavailable(&a->req);
+	stream_unwatch(c);
+	answer_send(c, a);
+	free(a);
+}
+
+/* The database is back: every watched counter is read again, since
+ * what changed while the connection was down was not heard. */
+static void
+on_db_up(void)
+{
+	struct counter	*ctr;
+	unsigned int	 i;
+
+	if (!db_up)
+		streams_status(1);
+	db_up = 1;
+	for (i = 0; i < HASH_SIZE; i++)
+		for (ctr = counters[i]; ctr != NULL; ctr = ctr->next) {
+			ctr->asked = 1;
+			want(ctr->name);
+		}
+}
+
+/* The database is gone: streams waiting for a value get 503. */
+static void
+on_db_down(void)
+{
+	struct conn	*c, *cn;
+
+	if (db_up)
+		streams_status(0);
+	db_up = 0;
+	for (c = all; c != NULL; c = cn) {
+		cn = c->all_next;
+		if (c->state == CONN_WAITING) {
+			if (c->counter != NULL)
+				c->counter->asked = 0;
+			stream_refuse(c, 503);
+		}
+	}
+}
+
+/* A counter's value, read or announced. */
+static void
+on_value(const char *name, long long value)
+{
+	struct counter	*ctr;
+	struct conn	*c, *cn;
+	long long	 last;
+	int		 has_last;
+	int64_t		 now = now_ms();
+
+	if ((ctr = counter_find(name)) == NULL)
+		return;		/* nobody watches it */
+	ctr->asked = 0;
+	if (ctr->known && value <= ctr->value)
+		return;		/* older: counters only grow */
+	ctr->value = value;
+	ctr->known = 1;
+	for (c = ctr->watchers; c != NULL; c = cn) {
+		cn = c->next;
+		if (c->state == CONN_WAITING) {
+			last = c->sent;
+			has_last = c->sent_any;
+			c->sent_any = 0;
+			stream_start(c, last, has_last);
+		} else if (c->state == CONN_STREAMING)
+			stream_event(c, now);
+	}
+}
+
+/* No counter has the name: its waiting streams get 404. */
+static void
+on_absent(const char *name)
+{
+	struct counter	*ctr;
+	struct conn	*c, *cn;
+
+	if ((ctr = counter_find(name)) == NULL)
+		return;
+	ctr->asked = 0;
+	if (ctr->known)
+		return;
+	for (c = ctr->watchers; c != NULL; c = cn) {
+		cn = c->next;
+		stream_refuse(c, 404);
+	}
+}
+
 /* Messages from the database thread. */
 static void
 loop_messages(void)
 {
 	struct msg	*m, *next;
-	struct counter	*ctr;
-	struct conn	*c, *cn;
-	int64_t		 now = now_ms();
-	unsigned int	 i;
 	uint64_t	 n;
-	long long	 last;
-	int		 has_last;
 
-	(void)!read(sh.wake_loop, &n, sizeof(n));
-	pthread_mutex_lock(&sh.mu);
-	m = sh.head;
-	sh.head = sh.tail = NULL;
-	pthread_mutex_unlock(&sh.mu);
+	(void)!read(sh->wake_loop, &n, sizeof(n));
+	pthread_mutex_lock(&sh->mu);
+	m = sh->head;
+	sh->head = sh->tail = NULL;
+	pthread_mutex_unlock(&sh->mu);
 	for (; m != NULL; m = next) {
 		next = m->next;
 		switch (m->kind) {
 		case MSG_UP:
-			db_up = 1;
-			/* read every watched counter again: what changed
-			 * while the connection was down was not heard */
-			for (i = 0; i < HASH_SIZE; i++)
-				for (ctr = counters[i]; ctr != NULL;
-				    ctr = ctr->next) {
-					ctr->asked = 1;
-					want(ctr->name);
-				}
+			on_db_up();
 			break;
 		case MSG_DOWN:
-			db_up = 0;
-			/* those waiting for a value: 503 */
-			for (i = 0; i < HASH_SIZE; i++)
-				for (ctr = counters[i]; ctr != NULL;
-				    ctr = ctr->next)
-					ctr->asked = 0;
-			for (i = 0; i < HASH_SIZE; i++) {
-				ctr = counters[i];
-				while (ctr != NULL) {
-					struct counter *cnext = ctr->next;
-
-					for (c = ctr->watchers; c != NULL;
-					    c = cn) {
-						cn = c->next;
-						if (c->state == CONN_WAITING) {
-							struct answer *a;
-
-							if ((a = malloc(
-							    sizeof(*a))) == NULL)
-								log_fatal(
-								    "out of memory",
-								    NULL);
-							answer_init(a,
-							    c->parser.envp);
-							response_db_unavailable(
-							    &a->req);
-							stream_unwatch(c);
-							answer_send(c, a);
-							free(a);
-						}
-					}
-					ctr = cnext;
-				}
-			}
+			on_db_down();
 			break;
 		case MSG_VALUE:
-			if ((ctr = counter_find(m->name)) == NULL)
-				break;
-			ctr->asked = 0;
-			if (ctr->known && m->value <= ctr->value)
-				break;	/* older: counters only grow */
-			ctr->value = m->value;
-			ctr->known = 1;
-			for (c = ctr->watchers; c != NULL; c = cn) {
-				cn = c->next;
-				if (c->state == CONN_WAITING) {
-					last = c->sent;
-					has_last = c->sent_any;
-					c->sent_any = 0;
-					stream_start(c, last, has_last);
-				} else if (c->state == CONN_STREAMING)
-					stream_event(c, now);
-			}
+			on_value(m->name, m->value);
 			break;
 		case MSG_ABSENT:
-			if ((ctr = counter_find(m->name)) == NULL)
-				break;
-			ctr->asked = 0;
-			if (ctr->known)
-				break;
-			for (c = ctr->watchers; c != NULL; c = cn) {
-				struct answer	*a;
-
-				cn = c->next;
-				if ((a = malloc(sizeof(*a))) == NULL)
-					log_fatal("out of memory", NULL);
-				answer_init(a, c->parser.envp);
-				response_error(&a->req, 404,
-				    REQUEST_NAME_UNKNOWN, NULL);
-				stream_unwatch(c);
-				answer_send(c, a);
-				free(a);
-			}
+			on_absent(m->name);
 			break;
 		}
 		free(m);
@@ -1156,31 +1214,26 @@ loop_accept(void)
 	}
 }
 
-static volatile int	running = 1;
+static int		 sigfd, alive_fd = -1;
+static int		 running = 1;
+static char		 marker_listen, marker_signal, marker_wake;
 
-int
-main(int argc, char **argv)
+/* The checks and settings of every responder (responder.c's
+ * responder_main): returns the exit status, or -1 to run. */
+static int
+stream_setup(int argc, char **argv)
 {
-	struct epoll_event	 evs[256], ev;
-	struct signalfd_siginfo	 si;
-	struct stat		 st;
-	sigset_t		 set;
-	pthread_t		 th;
-	char			 err[256];
-	int			 sigfd, i, n, timeout, alive_fd;
-	int64_t			 now, next_full = 0, touched = 0;
-	struct conn		*c;
-	static char		 marker_listen, marker_signal, marker_wake;
+	struct stat	 st;
+	char		 err[256];
 
-	log_init(stream_responder.name);
 	if (argc > 1) {
 		if (argc == 2 && strcmp(argv[1], "--version") == 0) {
 			printf("%s %s\n", stream_responder.name,
 			    PACKAGE_VERSION);
 			return 0;
 		}
-		fprintf(stderr, "usage: %s [--version]\nThe tally stream "
-		    "responder: it serves the listening socket on its "
+		fprintf(stderr, "usage: %s [--help | --version]\nThe tally "
+		    "stream responder: it serves the listening socket on its "
 		    "standard input,\nas spawn-fcgi hands it over.\n",
 		    stream_responder.name);
 		return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
@@ -1193,11 +1246,24 @@ main(int argc, char **argv)
 	if (fstat(0, &st) != 0 || !S_ISSOCK(st.st_mode))
 		log_fatal("standard input is not a socket: run it under "
 		    "spawn-fcgi", NULL);
+	if ((sh = calloc(1, sizeof(*sh))) == NULL ||
+	    pthread_mutex_init(&sh->mu, NULL) != 0)
+		log_fatal("out of memory", NULL);
 	response_set_retry_after(cfg.retry_after_s);
 	stats_open(cfg.run_dir);
 	alive_fd = responder_alive_open(cfg.run_dir, stream_responder.name);
 	if (fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) != 0)
 		log_fatal("cannot make the socket non-blocking", NULL);
+	return -1;
+}
+
+/* The epoll set: the listening socket, the stop signals, the database
+ * thread's wake-ups. */
+static void
+loop_setup(void)
+{
+	struct epoll_event	ev;
+	sigset_t		set;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -1205,8 +1271,8 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if ((sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
-	    (sh.wake_loop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
-	    (sh.wake_db = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+	    (sh->wake_loop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+	    (sh->wake_db = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
 	    (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		log_fatal("cannot set up the loop", "error", strerror(errno),
 		    NULL);
@@ -1217,43 +1283,59 @@ main(int argc, char **argv)
 	ev.data.ptr = &marker_signal;
 	(void)epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, &ev);
 	ev.data.ptr = &marker_wake;
-	(void)epoll_ctl(epfd, EPOLL_CTL_ADD, sh.wake_loop, &ev);
-	if (pthread_create(&th, NULL, db_thread,
-	    (void *)stream_responder.name) != 0)
-		log_fatal("cannot start a thread", NULL);
-	log_info("started", NULL);
+	(void)epoll_ctl(epfd, EPOLL_CTL_ADD, sh->wake_loop, &ev);
+}
 
-	timeout = 0;
+static void
+loop_event(const struct epoll_event *e, int64_t now)
+{
+	struct signalfd_siginfo	 si;
+	struct conn		*c;
+
+	if (e->data.ptr == &marker_listen) {
+		loop_accept();
+		return;
+	}
+	if (e->data.ptr == &marker_signal) {
+		while (read(sigfd, &si, sizeof(si)) > 0)
+			if (si.ssi_signo != SIGPIPE)
+				running = 0;
+		return;
+	}
+	if (e->data.ptr == &marker_wake) {
+		loop_messages();
+		return;
+	}
+	c = e->data.ptr;
+	if (c->fd < 0)
+		return;		/* closed earlier in this round */
+	if (e->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		conn_readable(c);
+	if (c->fd >= 0 && (e->events & EPOLLOUT) && conn_flush(c) == 0 &&
+	    c->fd >= 0) {
+		if (c->state == CONN_CLOSING)
+			conn_close(c);
+		else if (c->state == CONN_STREAMING && c->dirty)
+			stream_event(c, now);
+	}
+}
+
+/* Serves until a stop signal; then ends every stream (an EventSource
+ * reconnects, to another pod if this one is going). */
+static void
+loop_run(void)
+{
+	struct epoll_event	 evs[256], ev;
+	struct conn		*c, *cn;
+	int			 i, n, timeout = 0;
+	int64_t			 now, next_full = 0, touched = 0;
+
 	while (running) {
 		n = epoll_wait(epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])),
 		    timeout);
 		now = now_ms();
-		for (i = 0; i < n; i++) {
-			if (evs[i].data.ptr == &marker_listen)
-				loop_accept();
-			else if (evs[i].data.ptr == &marker_signal) {
-				while (read(sigfd, &si, sizeof(si)) > 0)
-					if (si.ssi_signo != SIGPIPE)
-						running = 0;
-			} else if (evs[i].data.ptr == &marker_wake)
-				loop_messages();
-			else {
-				c = evs[i].data.ptr;
-				if (c->fd < 0)
-					continue;
-				if (evs[i].events & (EPOLLIN | EPOLLRDHUP |
-				    EPOLLHUP | EPOLLERR))
-					conn_readable(c);
-				if (c->fd >= 0 && (evs[i].events & EPOLLOUT) &&
-				    conn_flush(c) == 0 && c->fd >= 0) {
-					if (c->state == CONN_CLOSING)
-						conn_close(c);
-					else if (c->state == CONN_STREAMING &&
-					    c->dirty)
-						stream_event(c, now);
-				}
-			}
-		}
+		for (i = 0; i < n; i++)
+			loop_event(&evs[i], now);
 		loop_free_closed();
 		if (!listening && now >= accept_again_ms) {
 			ev.events = EPOLLIN;
@@ -1274,12 +1356,40 @@ main(int argc, char **argv)
 		if (timeout < 0)
 			timeout = 0;
 	}
+	for (c = all; c != NULL; c = cn) {
+		cn = c->all_next;
+		if (c->state == CONN_STREAMING && c->out == NULL) {
+			stream_unwatch(c);
+			conn_answer(c, NULL, 0);
+		}
+	}
+	for (c = all; c != NULL; c = cn) {
+		cn = c->all_next;
+		conn_close(c);
+	}
+	loop_free_closed();
+}
 
+int
+main(int argc, char **argv)
+{
+	pthread_t	th;
+	int		status;
+
+	log_init(stream_responder.name);
+	if ((status = stream_setup(argc, argv)) >= 0)
+		return status;
+	loop_setup();
+	if (pthread_create(&th, NULL, db_thread,
+	    (void *)stream_responder.name) != 0)
+		log_fatal("cannot start a thread", NULL);
+	log_info("started", NULL);
+	loop_run();
 	log_info("stopping", NULL);
-	pthread_mutex_lock(&sh.mu);
-	sh.stop = 1;
-	pthread_mutex_unlock(&sh.mu);
-	wake(sh.wake_db);
+	pthread_mutex_lock(&sh->mu);
+	sh->stop = 1;
+	pthread_mutex_unlock(&sh->mu);
+	wake(sh->wake_db);
 	pthread_join(th, NULL);
 	return 0;
 }

@@ -24,6 +24,18 @@ stream_fcgi_init(struct stream_fcgi *p)
 }
 
 void
+stream_fcgi_release(struct stream_fcgi *p)
+{
+	free(p->params);
+	free(p->envp);
+	free(p->strings);
+	p->params = NULL;
+	p->envp = NULL;
+	p->strings = NULL;
+	p->params_len = 0;
+}
+
+void
 stream_fcgi_free(struct stream_fcgi *p)
 {
 	free(p->params);

@@ -32,6 +32,9 @@ struct stream_fcgi {
 
 void	stream_fcgi_init(struct stream_fcgi *p);
 void	stream_fcgi_free(struct stream_fcgi *p);
+/* Frees the parameters (envp) once they are no longer needed; the
+ * request id and the state stay. */
+void	stream_fcgi_release(struct stream_fcgi *p);
 
 /* Reads len bytes from the connection. Returns 1 when they completed
  * the parameters (envp is then set; once per request), 0 when more may

@@ -232,10 +232,13 @@ named_value() {
 	assert_equal "$HTTP_STATUS" 503
 	assert_equal "$HTTP_BODY" '{"error":"database unavailable"}'
 	assert_equal "$(header retry-after)" 1
+	# the open stream said so, and says when it is back
+	grep -q '^data: {"database":"unavailable"}' "$BATS_TEST_TMPDIR/s"
 	stack_pg_start
 	wait_until 10 answers_200 POST /write
 	v=$(counter_value)
 	wait_for_id s "$v"
+	grep -q '^data: {"database":"ok"}' "$BATS_TEST_TMPDIR/s"
 	! stream_ended s
 }
 
