@@ -469,11 +469,12 @@
 				if (writes.inFlight === 0 || shown === undefined ||
 				    value > BigInt(shown))
 					showCounter(value);
-				clearProblems('read');
+				clearProblems('read', 'write');
 			});
 			source.addEventListener('status', (event) => {
+				/* as a /read that answers: the database is back */
 				if (/"database"\s*:\s*"ok"/.test(event.data))
-					clearProblems('read');
+					clearProblems('read', 'write');
 				else
 					reportProblem('read', MESSAGES.database);
 			});

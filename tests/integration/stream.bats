@@ -239,7 +239,7 @@ named_value() {
 	v=$(counter_value)
 	wait_for_id s "$v"
 	grep -q '^data: {"database":"ok"}' "$BATS_TEST_TMPDIR/s"
-	! stream_ended s
+	if stream_ended s; then fail "the stream ended"; fi
 }
 
 @test "a change not announced while the LISTEN connection was down is read after it reconnects" {
@@ -253,7 +253,7 @@ named_value() {
 		WHERE application_name = 'tally-stream';
 		UPDATE tally_counter SET value = value + 5 WHERE id = 1" >/dev/null
 	wait_for_id s $((v + 5))
-	! stream_ended s
+	if stream_ended s; then fail "the stream ended"; fi
 }
 
 @test "the responder killed: its streams end, and a new one works once it is back" {
@@ -296,7 +296,6 @@ answers_status() {
 		SELECT 'done';
 	SQL
 	)
-	echo "$out" | sed 's/^/# /' >&3
 	run grep -c 'Asynchronous notification "tally_counter"' <<<"$out"
 	assert_output 1
 	run grep -o 'payload ".*" received' <<<"$out"
