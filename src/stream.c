@@ -386,9 +386,12 @@ db_take_wanted(struct shared *q, char **names)
 
 	pthread_mutex_lock(&q->mu);
 	n = q->nwanted < LOOKUP_BATCH ? q->nwanted : LOOKUP_BATCH;
-	memcpy(names, q->wanted, n * sizeof(*names));
-	memmove(q->wanted, q->wanted + n, (q->nwanted - n) * sizeof(*names));
-	q->nwanted -= n;
+	if (n > 0) {	/* wanted is NULL until the first want() */
+		memcpy(names, q->wanted, n * sizeof(*names));
+		memmove(q->wanted, q->wanted + n,
+		    (q->nwanted - n) * sizeof(*names));
+		q->nwanted -= n;
+	}
 	pthread_mutex_unlock(&q->mu);
 	return n;
 }
