@@ -107,6 +107,12 @@ work_ended(void)
 	__atomic_sub_fetch(&busy, 1, __ATOMIC_RELAXED);
 }
 
+void
+responder_beat(void)
+{
+	__atomic_store_n(&beats[beat_slot], monotonic_ms(), __ATOMIC_RELEASE);
+}
+
 static void *
 heartbeat_run(void *arg)
 {
@@ -491,6 +497,10 @@ spawn_worker(const struct responder *r, const struct settings *cfg,
 	 * parent may be pid 1, in a container: compare with its own pid). */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
 		_exit(1);
+	if (r->run != NULL) {	/* a loop of its own, which beats */
+		stats_open(cfg->run_dir);
+		_exit(r->run(cfg, r->name));
+	}
 	_exit(run_workers(r, cfg));
 }
 

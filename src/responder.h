@@ -71,7 +71,18 @@ struct responder {
 			    void *ctx);
 	/* After the last request: ends those handed over, frees ctx. */
 	void		 (*stop)(void *ctx);
+	/* Instead of start, handle and stop (and the threads that accept
+	 * and read requests): a responder with a loop of its own
+	 * (src/stream.c). The worker process runs it, with the statistics
+	 * mapped; it must call responder_beat() at least every second
+	 * while it serves, and return the exit status on SIGTERM. The
+	 * parent restarts it, kills it when it stops beating and keeps
+	 * the alive file as for any responder. */
+	int		 (*run)(const struct settings *s, const char *name);
 };
+
+/* The heartbeat of a responder with its own loop (run above). */
+void	 responder_beat(void);
 
 
 /*

@@ -40,7 +40,6 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,7 +63,6 @@
 #define ANSWER_MAX	4096	/* a whole refusal (404, 405, 503...) */
 #define EVENT_MAX	160	/* one event, as STDOUT records */
 #define HASH_SIZE	4096
-#define ALIVE_MS	1000
 #define SWEEP_MS	1000
 #define DB_BACKOFF_MIN_MS 100
 #define DB_BACKOFF_MAX_MS 1000
@@ -146,9 +144,7 @@ struct shared {
 	int		 stop;
 };
 
-static const struct responder stream_responder = {
-	RESPONDER_DECLARED(stream),	/* src/responders.def */
-};
+static const struct responder stream_responder;
 
 static struct settings	 cfg;
 static struct shared	*sh;		/* made in main */
@@ -156,6 +152,9 @@ static struct counter	*counters[HASH_SIZE];
 static struct client	*clients[HASH_SIZE];
 static unsigned int	 nstreams, nconns;
 static int		 db_up;
+/* Whether the database thread has tried once: until then, new streams
+ * wait for its answer instead of getting 503. */
+static int		 db_tried;
 static int		 epfd;
 static struct conn	*closed;
 static struct conn	*all;
@@ -286,33 +285,41 @@ post(enum msg_kind kind, const char *name, long long value)
 	wake(sh->wake_loop);
 }
 
-/* Waits until fd is ready for events or the deadline; 1 ready, 0 not,
- * -1 stop. Also returns on a wake-up of the thread. */
+/* Waits until fd is ready for events or the deadline: 1 ready, 0 not,
+ * -1 stop. A wake-up of the thread (a lookup wanted) ends the wait too
+ * if woken is set; else the wait goes on (a statement under way). */
 static int
-db_wait(int fd, short events, int64_t deadline)
+db_wait(int fd, short events, int64_t deadline, int woken)
 {
 	struct pollfd	p[2];
 	int64_t		left;
 	uint64_t	n;
 	int		stop;
 
-	left = deadline - now_ms();
-	if (left < 0)
-		left = 0;
-	p[0].fd = fd;
-	p[0].events = events;
-	p[1].fd = sh->wake_db;
-	p[1].events = POLLIN;
-	if (poll(p, 2, (int)left) < 0 && errno != EINTR)
-		return 0;
-	if (p[1].revents & POLLIN)
-		(void)!read(sh->wake_db, &n, sizeof(n));
-	pthread_mutex_lock(&sh->mu);
-	stop = sh->stop;
-	pthread_mutex_unlock(&sh->mu);
-	if (stop)
-		return -1;
-	return (p[0].revents & (events | POLLHUP | POLLERR)) != 0;
+	for (;;) {
+		left = deadline - now_ms();
+		if (left < 0)
+			left = 0;
+		p[0].fd = fd;
+		p[0].events = events;
+		p[0].revents = 0;
+		p[1].fd = sh->wake_db;
+		p[1].events = POLLIN;
+		p[1].revents = 0;
+		if (poll(p, 2, (int)left) < 0 && errno != EINTR)
+			return 0;
+		if (p[1].revents & POLLIN)
+			(void)!read(sh->wake_db, &n, sizeof(n));
+		pthread_mutex_lock(&sh->mu);
+		stop = sh->stop;
+		pthread_mutex_unlock(&sh->mu);
+		if (stop)
+			return -1;
+		if ((p[0].revents & (events | POLLHUP | POLLERR)) != 0)
+			return 1;
+		if (woken || now_ms() >= deadline)
+			return 0;
+	}
 }
 
 /* Runs sql (with nparams text parameters) on conn, bounded by the
@@ -328,13 +335,13 @@ db_run(PGconn *conn, const char *sql, int nparams, const char *const *vals,
 	    NULL, NULL, 0) : !PQsendQuery(conn, sql))
 		return NULL;
 	while ((f = PQflush(conn)) == 1)
-		if (db_wait(PQsocket(conn), POLLOUT, deadline) != 1)
+		if (db_wait(PQsocket(conn), POLLOUT, deadline, 0) != 1)
 			return NULL;
 	if (f < 0)
 		return NULL;
 	for (;;) {
 		while (PQisBusy(conn)) {
-			if (db_wait(PQsocket(conn), POLLIN, deadline) != 1 ||
+			if (db_wait(PQsocket(conn), POLLIN, deadline, 0) != 1 ||
 			    !PQconsumeInput(conn)) {
 				PQclear(last);
 				return NULL;
@@ -488,7 +495,7 @@ db_listen(PGconn *conn)
 		if (db_lookup(conn) != 0)
 			return 0;
 		db_notifications(conn);
-		w = db_wait(PQsocket(conn), POLLIN, now_ms() + SWEEP_MS);
+		w = db_wait(PQsocket(conn), POLLIN, now_ms() + SWEEP_MS, 1);
 		if (w < 0)
 			return -1;
 		if (w > 0) {
@@ -532,7 +539,7 @@ db_thread(void *arg)
 		}
 		PQfinish(conn);
 		post(MSG_DOWN, NULL, 0);
-		if (rc < 0 || db_wait(-1, 0, now_ms() + backoff) < 0)
+		if (rc < 0 || db_wait(-1, 0, now_ms() + backoff, 0) < 0)
 			break;
 		backoff = backoff * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS :
 		    backoff * 2;
@@ -923,7 +930,7 @@ conn_request(struct conn *c)
 		response_error(&a->req, 400, REQUEST_NAME_RULE, NULL);
 		goto answer;
 	}
-	if (!db_up) {
+	if (!db_up && db_tried) {
 		response_db_unavailable(&a->req);
 		goto answer;
 	}
@@ -1038,6 +1045,7 @@ on_db_up(void)
 	if (!db_up)
 		streams_status(1);
 	db_up = 1;
+	db_tried = 1;
 	for (i = 0; i < HASH_SIZE; i++)
 		for (ctr = counters[i]; ctr != NULL; ctr = ctr->next) {
 			ctr->asked = 1;
@@ -1054,6 +1062,7 @@ on_db_down(void)
 	if (db_up)
 		streams_status(0);
 	db_up = 0;
+	db_tried = 1;
 	for (c = all; c != NULL; c = cn) {
 		cn = c->all_next;
 		if (c->state == CONN_WAITING) {
@@ -1217,48 +1226,9 @@ loop_accept(void)
 	}
 }
 
-static int		 sigfd, alive_fd = -1;
+static int		 sigfd;
 static int		 running = 1;
 static char		 marker_listen, marker_signal, marker_wake;
-
-/* The checks and settings of every responder (responder.c's
- * responder_main): returns the exit status, or -1 to run. */
-static int
-stream_setup(int argc, char **argv)
-{
-	struct stat	 st;
-	char		 err[256];
-
-	if (argc > 1) {
-		if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-			printf("%s %s\n", stream_responder.name,
-			    PACKAGE_VERSION);
-			return 0;
-		}
-		fprintf(stderr, "usage: %s [--help | --version]\nThe tally "
-		    "stream responder: it serves the listening socket on its "
-		    "standard input,\nas spawn-fcgi hands it over.\n",
-		    stream_responder.name);
-		return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
-	}
-	if (geteuid() == 0 || getegid() == 0)
-		log_fatal("refusing to run as root: start it through "
-		    "spawn-fcgi -u USER -g GROUP", NULL);
-	if (settings_load(&cfg, err, sizeof(err)) != 0)
-		log_fatal("bad configuration", "error", err, NULL);
-	if (fstat(0, &st) != 0 || !S_ISSOCK(st.st_mode))
-		log_fatal("standard input is not a socket: run it under "
-		    "spawn-fcgi", NULL);
-	if ((sh = calloc(1, sizeof(*sh))) == NULL ||
-	    pthread_mutex_init(&sh->mu, NULL) != 0)
-		log_fatal("out of memory", NULL);
-	response_set_retry_after(cfg.retry_after_s);
-	stats_open(cfg.run_dir);
-	alive_fd = responder_alive_open(cfg.run_dir, stream_responder.name);
-	if (fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) != 0)
-		log_fatal("cannot make the socket non-blocking", NULL);
-	return -1;
-}
 
 /* The epoll set: the listening socket, the stop signals, the database
  * thread's wake-ups. */
@@ -1331,7 +1301,7 @@ loop_run(void)
 	struct epoll_event	 evs[256], ev;
 	struct conn		*c, *cn;
 	int			 i, n, timeout = 0;
-	int64_t			 now, next_full = 0, touched = 0;
+	int64_t			 now, next_full = 0;
 
 	while (running) {
 		n = epoll_wait(epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])),
@@ -1352,10 +1322,7 @@ loop_run(void)
 		} else
 			timeout = (int)(sweep_due - now);
 		loop_free_closed();
-		if (alive_fd >= 0 && now - touched >= ALIVE_MS) {
-			(void)futimens(alive_fd, NULL);
-			touched = now;
-		}
+		responder_beat();	/* the parent's watchdog */
 		if (timeout < 0)
 			timeout = 0;
 	}
@@ -1373,26 +1340,38 @@ loop_run(void)
 	loop_free_closed();
 }
 
-int
-main(int argc, char **argv)
+/* The worker process (responder.c runs it, after the checks every
+ * responder makes, and restarts it when it dies or stops beating). */
+static int
+stream_run(const struct settings *s, const char *name)
 {
 	pthread_t	th;
-	int		status;
 
-	log_init(stream_responder.name);
-	if ((status = stream_setup(argc, argv)) >= 0)
-		return status;
+	cfg = *s;
+	if ((sh = calloc(1, sizeof(*sh))) == NULL ||
+	    pthread_mutex_init(&sh->mu, NULL) != 0)
+		log_fatal("out of memory", NULL);
+	if (fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) != 0)
+		log_fatal("cannot make the socket non-blocking", NULL);
 	loop_setup();
-	if (pthread_create(&th, NULL, db_thread,
-	    (void *)stream_responder.name) != 0)
+	if (pthread_create(&th, NULL, db_thread, (void *)name) != 0)
 		log_fatal("cannot start a thread", NULL);
-	log_info("started", NULL);
 	loop_run();
-	log_info("stopping", NULL);
 	pthread_mutex_lock(&sh->mu);
 	sh->stop = 1;
 	pthread_mutex_unlock(&sh->mu);
 	wake(sh->wake_db);
 	pthread_join(th, NULL);
 	return 0;
+}
+
+static const struct responder stream_responder = {
+	RESPONDER_DECLARED(stream),	/* src/responders.def */
+	.run = stream_run,
+};
+
+int
+main(int argc, char **argv)
+{
+	return responder_main(&stream_responder, argc, argv);
 }
