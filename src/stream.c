@@ -393,7 +393,10 @@ db_take_wanted(struct shared *q, char **names)
 
 	pthread_mutex_lock(&q->mu);
 	n = q->nwanted < LOOKUP_BATCH ? q->nwanted : LOOKUP_BATCH;
-	if (n > 0) {	/* wanted is NULL until the first want() */
+	/* wanted is NULL until the first want(); cppcheck sees only the
+	 * zeroed struct, not the loop's thread filling it */
+	/* cppcheck-suppress knownConditionTrueFalse */
+	if (n > 0) {
 		memcpy(names, q->wanted, n * sizeof(*names));
 		memmove(q->wanted, q->wanted + n,
 		    (q->nwanted - n) * sizeof(*names));
