@@ -347,7 +347,6 @@ serve(struct job *j, const struct serving *sv)
 {
 	struct request		*req = &j->req;
 	const struct log_ctx	*outer;
-	unsigned int		 methods;
 
 	deferred_here = 0;
 	request_init(req, &j->fcgx);

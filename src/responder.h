@@ -4,7 +4,7 @@
  * that dies) of TALLY_THREADS threads each (by default the responder's
  * own number: many where requests wait for the database and share its
  * round trips, few where they only use the CPU), refuses wrong methods and
-, bounds every read and write, and on
+ * paths before the handler runs, bounds every read and write, and on
  * SIGTERM or SIGINT finishes the requests under way, then exits. */
 #ifndef TALLY_RESPONDER_H
 #define TALLY_RESPONDER_H
