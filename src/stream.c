@@ -17,8 +17,9 @@
  * stream asks for, hands over what it hears, and after each (re)connect
  * the loop has it read every watched counter again, so a notification
  * missed while the connection was down never leaves a stream stale.
- * Counters only grow: of two values for one counter the larger is the
- * later. While the database is unreachable new streams get 503 with
+ * Announcements come in commit order and are taken as they are (an
+ * operator may set a counter lower: tally-admin); a value read may cross
+ * one, and then the larger wins. While the database is unreachable new streams get 503 with
  * Retry-After and open ones stay open (heartbeats only).
  *
  * Each stream sends at most TALLY_STREAM_RATE events a second: a change
@@ -125,7 +126,9 @@ struct conn {
 
 /* ---- what the database thread and the loop share ---- */
 
-enum msg_kind { MSG_VALUE, MSG_ABSENT, MSG_UP, MSG_DOWN };
+/* VALUE: announced (in commit order); READ: read by a lookup, which may
+ * race with announcements. */
+enum msg_kind { MSG_VALUE, MSG_READ, MSG_ABSENT, MSG_UP, MSG_DOWN };
 
 struct msg {
 	enum msg_kind	 kind;
@@ -464,7 +467,7 @@ db_lookup(PGconn *conn)
 				if (strcmp(PQgetvalue(r, row, 0), names[i]) == 0)
 					break;
 			if (row < rows)
-				post(MSG_VALUE, names[i],
+				post(MSG_READ, names[i],
 				    strtoll(PQgetvalue(r, row, 1), NULL, 10));
 			else
 				post(MSG_ABSENT, names[i], 0);
@@ -1076,9 +1079,12 @@ on_db_down(void)
 	}
 }
 
-/* A counter's value, read or announced. */
+/* A counter's value, announced (announced set: in commit order, so it
+ * is the latest, also when an operator set it lower) or read (a lookup
+ * may cross an announcement: the larger value wins, counters grow but
+ * for an operator's reset). */
 static void
-on_value(const char *name, long long value)
+on_value(const char *name, long long value, int announced)
 {
 	struct counter	*ctr;
 	struct conn	*c, *cn;
@@ -1089,8 +1095,9 @@ on_value(const char *name, long long value)
 	if ((ctr = counter_find(name)) == NULL)
 		return;		/* nobody watches it */
 	ctr->asked = 0;
-	if (ctr->known && value <= ctr->value)
-		return;		/* older: counters only grow */
+	if (ctr->known && (value == ctr->value ||
+	    (!announced && value < ctr->value)))
+		return;
 	ctr->value = value;
 	ctr->known = 1;
 	for (c = ctr->watchers; c != NULL; c = cn) {
@@ -1145,7 +1152,8 @@ loop_messages(void)
 			on_db_down();
 			break;
 		case MSG_VALUE:
-			on_value(m->name, m->value);
+		case MSG_READ:
+			on_value(m->name, m->value, m->kind == MSG_VALUE);
 			break;
 		case MSG_ABSENT:
 			on_absent(m->name);
