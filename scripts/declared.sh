@@ -4,8 +4,8 @@
 
 # The responders, one program tally-NAME each, and those that
 # use the database.
-TALLY_RESPONDERS=(time read write healthz metrics admin)
-TALLY_DB_RESPONDERS=(read write healthz metrics admin)
+TALLY_RESPONDERS=(time read write healthz metrics admin stream)
+TALLY_DB_RESPONDERS=(read write healthz metrics admin stream)
 
 # The whole-number settings: "default least most".
 declare -gA TALLY_SETTING_BOUNDS=(
@@ -27,6 +27,10 @@ declare -gA TALLY_SETTING_BOUNDS=(
 	[TALLY_RATE_LIMIT_CREATES]="60 0 6000000"
 	[TALLY_RATE_LIMIT_CREATES_BURST]="60 1 1000000"
 	[TALLY_RATE_LIMIT_CLIENTS]="65536 64 16777216"
+	[TALLY_STREAM_RATE]="10 1 1000"
+	[TALLY_STREAM_HEARTBEAT]="15 1 3600"
+	[TALLY_STREAM_MAX]="10000 1 100000"
+	[TALLY_STREAM_PER_CLIENT]="32 1 100000"
 	[TALLY_MAX_CONNECTIONS]="4096 16 100000"
 	[TALLY_READ_IDLE]="15 1 3600"
 	[TALLY_WRITE_IDLE]="30 1 3600"

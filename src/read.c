@@ -102,8 +102,7 @@ read_done(struct counter_call *c)
 	else if (is_badge(req))
 		badge_answer(req, c);
 	else if (c->refused == COUNTER_ABSENT)
-		response_error(req, 404, "no counter has this name: its first "
-		    "write creates it", NULL);
+		response_error(req, 404, REQUEST_NAME_UNKNOWN, NULL);
 	else
 		response_counter(req, c->value, NULL);
 	log_leave(c->log, outer);

@@ -42,6 +42,9 @@ enum route {
 	"a counter's name is a key or a namespace and a key, separated by "	\
 	"one '/' (/read/visits, /read/example.com/visits): each 1 to 64 of "	\
 	"A-Z a-z 0-9 . _ - and neither '.' nor '..'"
+/* The 404 of a name no counter has (/read/NAME, /stream/NAME). */
+#define REQUEST_NAME_UNKNOWN						\
+	"no counter has this name: its first write creates it"
 /* Longest X-Request-Id kept for the logs; longer or odd ones are dropped. */
 #define REQUEST_ID_MAX	128
 /* The hex digits of a W3C traceparent's trace-id and parent-id. */

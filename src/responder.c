@@ -107,6 +107,12 @@ work_ended(void)
 	__atomic_sub_fetch(&busy, 1, __ATOMIC_RELAXED);
 }
 
+void
+responder_beat(void)
+{
+	__atomic_store_n(&beats[beat_slot], monotonic_ms(), __ATOMIC_RELEASE);
+}
+
 static void *
 heartbeat_run(void *arg)
 {
@@ -311,25 +317,15 @@ static const enum responder_id route_responder[ROUTE__COUNT] = {
 	[ROUTE_OTHER] = RESPONDER__COUNT,
 };
 
-/* Serves the job's request; returns 1 if the handler deferred it (the
- * job then belongs to whoever ends it), else 0. */
-static int
-serve(struct job *j, const struct serving *sv)
+int
+responder_refuse(const struct responder *r, struct request *req, void *ctx)
 {
-	struct request		*req = &j->req;
-	const struct log_ctx	*outer;
-	unsigned int		 methods;
+	unsigned int	methods;
 
-	deferred_here = 0;
-	request_init(req, &j->fcgx);
-	j->log.request_id = req->request_id;
-	j->log.trace_id = req->trace_id;
-	j->log.span_id = req->span_id;
-	outer = log_enter(&j->log);
-	if (route_responder[req->route] != sv->r->id)
+	if (route_responder[req->route] != r->id)
 		response_error(req, 404, "not found", NULL);
-	else if (((methods = sv->r->route_methods != NULL ?
-	    sv->r->route_methods(req, sv->ctx) : sv->r->methods) &
+	else if (((methods = r->route_methods != NULL ?
+	    r->route_methods(req, ctx) : r->methods) &
 	    METHOD_BIT(req->method)) == 0)
 		response_method_not_allowed(req, methods);
 	else if (params_header_count(req->fcgx->envp) > REQUEST_HEADERS_MAX)
@@ -340,6 +336,25 @@ serve(struct job *j, const struct serving *sv)
 		    "header here (such as X-Forwarded-For and X_Forwarded_For): "
 		    "send it once, spelled with '-'", NULL);
 	else
+		return 0;
+	return 1;
+}
+
+/* Serves the job's request; returns 1 if the handler deferred it (the
+ * job then belongs to whoever ends it), else 0. */
+static int
+serve(struct job *j, const struct serving *sv)
+{
+	struct request		*req = &j->req;
+	const struct log_ctx	*outer;
+
+	deferred_here = 0;
+	request_init(req, &j->fcgx);
+	j->log.request_id = req->request_id;
+	j->log.trace_id = req->trace_id;
+	j->log.span_id = req->span_id;
+	outer = log_enter(&j->log);
+	if (!responder_refuse(sv->r, req, sv->ctx))
 		sv->r->handle(req, sv->ctx);
 	/* only the address: a request handed over may be ended already */
 	log_leave(&j->log, outer);
@@ -481,6 +496,10 @@ spawn_worker(const struct responder *r, const struct settings *cfg,
 	 * parent may be pid 1, in a container: compare with its own pid). */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
 		_exit(1);
+	if (r->run != NULL) {	/* a loop of its own, which beats */
+		stats_open(cfg->run_dir);
+		_exit(r->run(cfg, r->name));
+	}
 	_exit(run_workers(r, cfg));
 }
 
@@ -599,10 +618,8 @@ watch_workers(struct slot *slots, unsigned int n, unsigned int timeout_s,
 	return touched_ms;
 }
 
-/* Opens (creating it) the alive file, run_dir/NAME.alive; -1 after
- * logging why. */
-static int
-alive_open(const char *run_dir, const char *name)
+int
+responder_alive_open(const char *run_dir, const char *name)
 {
 	char	path[4096];
 	int	fd;
@@ -663,7 +680,7 @@ run_parent(const struct responder *r, const struct settings *cfg)
 	if (beats == MAP_FAILED)
 		log_fatal("cannot map the workers' heartbeats", "error",
 		    strerror(errno), NULL);
-	alive_fd = alive_open(cfg->run_dir, r->name);
+	alive_fd = responder_alive_open(cfg->run_dir, r->name);
 	for (i = 0; i < n; i++)
 		slot_start(slots, i, r, cfg);
 	sigemptyset(&set);

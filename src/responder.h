@@ -71,7 +71,18 @@ struct responder {
 			    void *ctx);
 	/* After the last request: ends those handed over, frees ctx. */
 	void		 (*stop)(void *ctx);
+	/* Instead of start, handle and stop (and the threads that accept
+	 * and read requests): a responder with a loop of its own
+	 * (src/stream.c). The worker process runs it, with the statistics
+	 * mapped; it must call responder_beat() at least every second
+	 * while it serves, and return the exit status on SIGTERM. The
+	 * parent restarts it, kills it when it stops beating and keeps
+	 * the alive file as for any responder. */
+	int		 (*run)(const struct settings *s, const char *name);
 };
+
+/* The heartbeat of a responder with its own loop (run above). */
+void	 responder_beat(void);
 
 
 /*
@@ -91,6 +102,19 @@ void	 responder_done(struct request *req);
  * answers a request handed over enters it meanwhile (log.h). It lives
  * as long as req. */
 const struct log_ctx *responder_log(struct request *req);
+
+/* Answers a request that r does not serve as it is: another route's
+ * (404), a method r does not accept (405 with Allow), a header sent
+ * under two names (400). Returns 1 if it answered, else 0. What every
+ * responder checks before its handler runs; a responder with a loop of
+ * its own (src/stream.c) calls it too. */
+int	 responder_refuse(const struct responder *r, struct request *req,
+	    void *ctx);
+
+/* Opens (creating it) the alive file run_dir/NAME.alive, which the
+ * parent touches every second while its workers serve (the probes read
+ * it: scripts/lib.sh, responder_alive); -1 after logging why. */
+int	 responder_alive_open(const char *run_dir, const char *name);
 
 /* Runs the responder; returns the process's exit status. */
 int	responder_main(const struct responder *r, int argc, char **argv);

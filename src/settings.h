@@ -29,6 +29,10 @@ struct settings {
 	unsigned int	 rl_creates;		/* TALLY_RATE_LIMIT_CREATES */
 	unsigned int	 rl_creates_burst;	/* ..._CREATES_BURST */
 	unsigned int	 rl_clients;		/* TALLY_RATE_LIMIT_CLIENTS */
+	unsigned int	 stream_rate;		/* TALLY_STREAM_RATE */
+	unsigned int	 stream_heartbeat_s;	/* TALLY_STREAM_HEARTBEAT */
+	unsigned int	 stream_max;		/* TALLY_STREAM_MAX */
+	unsigned int	 stream_per_client;	/* TALLY_STREAM_PER_CLIENT */
 	const char	*run_dir;		/* TALLY_RUN_DIR */
 };
 

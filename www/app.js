@@ -1,9 +1,11 @@
 /* tally - the page's script. Shows the server's time, the visitor's
  * address and proxy chain (GET /time, every second), the counter (GET
- * /read, every few seconds) and counts clicks on Increment (POST /write).
+ * /stream, live: Server-Sent Events of every change, from any tab or pod;
+ * polling GET /read only when no stream can be opened) and counts clicks
+ * on Increment (POST /write).
  * With ?counter=NAME in its address it shows and counts the named
- * counter NAME instead (GET /read/NAME, POST /write/NAME), once NAME
- * passed the rule of a name; the name is only ever shown as text.
+ * counter NAME instead (GET /stream/NAME, /read/NAME, POST /write/NAME),
+ * once NAME passed the rule of a name; the name is only ever shown as text.
  * Each click carries its own Idempotency-Key and is retried once, with the
  * same key, when the answer is lost, so a retry never counts twice.
  * Problems are told in plain words, and the page recovers by itself. */
@@ -16,6 +18,7 @@
 	const REQUEST_TIMEOUT_MS = 10000;
 	const WRITE_RETRY_DELAY_MS = 300;
 	const RECOVERED_NOTICE_MS = 4000;
+	const STREAM_RETRY_MAX_MS = 30000;
 
 	const $ = (id) => document.getElementById(id);
 	const view = {
@@ -40,10 +43,12 @@
 	const counter = (() => {
 		const name = new URLSearchParams(location.search).get('counter');
 		if (name === null || name === '')
-			return { name: '', valid: true, read: '/read', write: '/write' };
+			return { name: '', valid: true, read: '/read', write: '/write',
+				stream: '/stream' };
 		if (!NAME_RULE.test(name))
 			return { name, valid: false };
-		return { name, valid: true, read: '/read/' + name, write: '/write/' + name };
+		return { name, valid: true, read: '/read/' + name,
+			write: '/write/' + name, stream: '/stream/' + name };
 	})();
 
 	const numberFormat = new Intl.NumberFormat();
@@ -408,6 +413,89 @@
 		}
 	}
 
+	/* --- the counter, live --------------------------------------------- */
+
+	/* An EventSource on /stream: an event with the value at once, then
+	 * one per change (whoever made it), and a "status" event when the
+	 * database goes or comes back. The browser reconnects by itself
+	 * when a stream breaks. Only when a stream cannot be opened at all
+	 * (no EventSource, or an answer that is not a stream, such as a 503)
+	 * does the page poll /read, until a stream opens again. The page's
+	 * address can forbid polling, "?poll=0" (the browser test's hook:
+	 * a change that shows then came by the stream); the counter's
+	 * data-live attribute says how it is fed: "stream" or "poll". */
+	function watchCounter() {
+		const mayPoll = new URLSearchParams(location.search).get('poll') !== '0';
+		let streaming = false;
+		let polling = false;
+		let failures = 0;
+
+		async function pollWhileClosed() {
+			if (polling || !mayPoll)
+				return;
+			polling = true;
+			view.counter.dataset.live = 'poll';
+			while (!streaming) {
+				let delay = READ_EVERY_MS;
+				try {
+					if (!document.hidden)
+						await refreshCounter();
+				} catch (e) {
+					delay = Math.max(e.retryAfterMs || 0, READ_EVERY_MS);
+				}
+				await sleep(delay);
+			}
+			polling = false;
+		}
+
+		function open() {
+			if (typeof EventSource !== 'function') {
+				pollWhileClosed();
+				return;
+			}
+			const source = new EventSource(counter.stream);
+			source.addEventListener('open', () => {
+				streaming = true;
+				failures = 0;
+				view.counter.dataset.live = 'stream';
+			});
+			source.addEventListener('message', (event) => {
+				const value = exactCounter(event.data);
+				if (value === null)
+					return;
+				/* While clicks are under way their answers lead:
+				 * an event may still carry an older value. */
+				const shown = view.counter.dataset.value;
+				if (writes.inFlight === 0 || shown === undefined ||
+				    value > BigInt(shown))
+					showCounter(value);
+				clearProblems('read', 'write');
+			});
+			source.addEventListener('status', (event) => {
+				/* as a /read that answers: the database is back */
+				if (/"database"\s*:\s*"ok"/.test(event.data))
+					clearProblems('read', 'write');
+				else
+					reportProblem('read', MESSAGES.database);
+			});
+			source.addEventListener('error', () => {
+				if (source.readyState === EventSource.CONNECTING) {
+					/* broken: the browser reconnects by itself */
+					reportProblem('read', MESSAGES.network);
+					return;
+				}
+				/* refused (not a stream): poll meanwhile, try again */
+				streaming = false;
+				source.close();
+				failures++;
+				pollWhileClosed();
+				setTimeout(open, Math.min(STREAM_RETRY_MAX_MS,
+					1000 * 2 ** Math.min(failures, 5)));
+			});
+		}
+		open();
+	}
+
 	poll(refreshTime, untilNextSecond);
 	if (counter.name !== '') {
 		/* text only: the name never becomes markup */
@@ -429,5 +517,5 @@
 		return;
 	}
 	view.button.addEventListener('click', increment);
-	poll(refreshCounter, () => READ_EVERY_MS);
+	watchCounter();
 })();

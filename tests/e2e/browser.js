@@ -154,7 +154,7 @@ class Session {
 		this.contexts = [];
 	}
 
-	/* Opens the page (at where, / by default) in a new context;
+	/* Opens the page (at where: a path, / by default, or a whole URL) in a new context;
 	 * resolves to { page, watch } once the counter (unless counter is
 	 * false) and the clock show values from the server. */
 	async open(options = {}, where = '/', counter = true) {
@@ -168,7 +168,7 @@ class Session {
 		const page = await context.newPage();
 		page.setDefaultTimeout(STEP_TIMEOUT_MS);
 		watch.watch(page);
-		const answer = await page.goto(`${BASE}${where}`);
+		const answer = await page.goto(/^https?:/.test(where) ? where : `${BASE}${where}`);
 		assert.equal(answer.status(), 200, 'the page answers 200');
 		if (options.javaScriptEnabled !== false) {
 			if (counter)
@@ -775,6 +775,38 @@ async function namedCounter(session) {
 	}
 }
 
+/* Two tabs on two stacks (pods) that share one database, each with
+ * polling forbidden (?poll=0, app.js): a click in one shows in the
+ * other within a second, so by the other's stream (GET /stream). */
+async function liveAcrossStacks(session) {
+	const other = requireEnv('TALLY_OTHER_URL');
+	const a = await session.open({}, '/?poll=0');
+	const b = await session.open({}, `${other}/?poll=0`);
+	for (const { page } of [a, b])
+		await page.locator('#counter[data-live="stream"]').waitFor();
+	const reads = [];
+	b.page.on('request', (r) => {
+		if (new URL(r.url()).pathname === '/read')
+			reads.push(r.url());
+	});
+	const button = a.page.getByRole('button', { name: 'Increment' });
+	for (let i = 0; i < 3; i++) {
+		const value = await writeBy(a.page, () => button.click());
+		const clicked = Date.now();
+		await waitUntil(`the other stack's tab to show ${value}`, async () =>
+			(await pageCounter(b.page)) === value, 1000);
+		console.log(`  shown on the other stack ${Date.now() - clicked} ms after the answer`);
+	}
+	/* and back: a click there shows here */
+	const back = b.page.getByRole('button', { name: 'Increment' });
+	const value = await writeBy(b.page, () => back.click());
+	await waitUntil(`this tab to show ${value}`, async () =>
+		(await pageCounter(a.page)) === value, 1000);
+	assert.deepEqual(reads, [], 'the other tab never polled /read');
+	a.watch.assertClean();
+	b.watch.assertClean();
+}
+
 const SCENARIOS = {
 	facts,
 	increment,
@@ -785,6 +817,7 @@ const SCENARIOS = {
 	'cross-origin': crossOrigin,
 	badges,
 	'named-counter': namedCounter,
+	'live-across-stacks': liveAcrossStacks,
 	'big-number': bigNumber,	/* last: it leaves the counter beyond 2^53 */
 };
 

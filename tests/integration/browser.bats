@@ -49,6 +49,7 @@ origins_stop() {
 
 teardown_file() {
 	origins_stop
+	other_stack_stop
 	tally_stack_stop
 }
 
@@ -56,6 +57,9 @@ setup_file() {
 	require_browser_tools || return 0
 	origins_start
 	tally_stack_start
+	# a second pod on the same database, for the live counter
+	other_stack_start
+	export TALLY_OTHER_URL=$OTHER_URL
 	export TALLY_SRCDIR
 	# kept after the run: tests/e2e/screenshots/ and tests/e2e/browser.out
 	export TALLY_SCREENSHOT_DIR="$TALLY_BUILDDIR/tests/e2e/screenshots"
@@ -115,6 +119,10 @@ scenario() {
 	for f in page-375-big.png page-1280-big.png; do
 		[[ -s $TALLY_SCREENSHOT_DIR/$f ]] || fail "no screenshot $f"
 	done
+}
+
+@test "page: live across stacks: a click on one stack shows on the other's page within 1 s, by its stream, polling forbidden" {
+	scenario live-across-stacks
 }
 
 @test "another origin's page: reads and, when listed, increments; an unlisted one cannot write" {

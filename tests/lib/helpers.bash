@@ -291,3 +291,32 @@ tally_stack_env
 raw_http() {
 	python3 "$TALLY_SRCDIR/tests/lib/raw_http.py" "$TALLY_PORT" "$1"
 }
+
+# other_stack_start: a second stack (responders and lighttpd, no cluster
+# and no schema step of its own) on this stack's database, as a second
+# pod is; sets OTHER_DIR and OTHER_URL. other_stack_stop stops it
+# (teardown_file calls it too, when the file's own teardown_file is
+# this one).
+other_stack_start() {
+	local -x STACK_DIR STACK_LOG_DIR TALLY_PORT TALLY_INTERNAL_PORT
+	STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tally-test-other.XXXXXX")
+	STACK_LOG_DIR=$STACK_DIR/log
+	TALLY_PORT=$(free_port)
+	TALLY_INTERNAL_PORT=$(free_port)
+	echo "$STACK_DIR" >"$BATS_FILE_TMPDIR/other-stack"
+	OTHER_DIR=$STACK_DIR
+	OTHER_URL="http://127.0.0.1:$TALLY_PORT"
+	export OTHER_DIR OTHER_URL
+	stack_migrate() { :; }
+	stack_start
+	unset -f stack_migrate
+	tally_stack_env	# stack_migrate again
+}
+
+other_stack_stop() {
+	[[ -f $BATS_FILE_TMPDIR/other-stack ]] || return 0
+	local -x STACK_DIR
+	STACK_DIR=$(<"$BATS_FILE_TMPDIR/other-stack")
+	stack_stop
+	rm -rf "$STACK_DIR" "$BATS_FILE_TMPDIR/other-stack"
+}

@@ -2,10 +2,10 @@
 
 {{/* The responders, one container each, and those that use the database. */}}
 {{- define "tally.responders" -}}
-time read write healthz metrics admin
+time read write healthz metrics admin stream
 {{- end }}
 {{- define "tally.dbResponders" -}}
-read write healthz metrics admin
+read write healthz metrics admin stream
 {{- end }}
 
 {{/* The whole-number settings the values set, as lines of tally.envMap. */}}
@@ -30,6 +30,10 @@ TALLY_RATE_LIMIT_KEYS_BURST: {{ $v.config.rateLimit.keysBurst | int64 | quote }}
 TALLY_RATE_LIMIT_CREATES: {{ $v.config.rateLimit.creates | int64 | quote }}
 TALLY_RATE_LIMIT_CREATES_BURST: {{ $v.config.rateLimit.createsBurst | int64 | quote }}
 TALLY_RATE_LIMIT_CLIENTS: {{ $v.config.rateLimit.clients | int64 | quote }}
+TALLY_STREAM_RATE: {{ $v.config.streamRate | int64 | quote }}
+TALLY_STREAM_HEARTBEAT: {{ $v.config.streamHeartbeat | int64 | quote }}
+TALLY_STREAM_MAX: {{ $v.config.streamMax | int64 | quote }}
+TALLY_STREAM_PER_CLIENT: {{ $v.config.streamPerClient | int64 | quote }}
 TALLY_READ_IDLE: {{ $v.web.idleTimeouts.read | int64 | quote }}
 TALLY_WRITE_IDLE: {{ $v.web.idleTimeouts.write | int64 | quote }}
 TALLY_KEEP_ALIVE_IDLE: {{ $v.web.idleTimeouts.keepAlive | int64 | quote }}
