@@ -15,16 +15,7 @@ TOKEN=admin-token-0123456789abcdefghijklmnopqrstuvwxyz
 
 setup_file() {
 	export TALLY_MAX_COUNTERS=$CAP
-	tally_stack_env
-	stack_user_setup
-	# the token file: the responders' user's, 0600, in a directory
-	# they may pass through
-	TOKEN_DIR=$(mktemp -d /tmp/tally-admin-token.XXXXXX)
-	chmod 0711 "$TOKEN_DIR"
-	printf '%s\n' "$TOKEN" >"$TOKEN_DIR/token"
-	chown "$STACK_USER" "$TOKEN_DIR/token"
-	chmod 0600 "$TOKEN_DIR/token"
-	export TOKEN_DIR TALLY_ADMIN_TOKEN_FILE=$TOKEN_DIR/token
+	admin_token_file "$TOKEN"
 	# shellcheck disable=SC2119 # no database named: a private cluster
 	tally_stack_start
 }

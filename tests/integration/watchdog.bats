@@ -9,15 +9,26 @@
 
 load ../lib/helpers
 
+# tally-admin answers only with a token (without one, every path is 404)
+TOKEN=watchdog-token-0123456789abcdef
+ADMIN_AUTH=(-H "Authorization: Bearer $TOKEN")
+
 setup_file() {
+	admin_token_file "$TOKEN"
 	tally_stack_start
 	export TALLY_RUN_DIR="$STACK_DIR/run"
+}
+
+teardown_file() {
+	tally_stack_stop
+	rm -rf "${TOKEN_DIR:?}"
 }
 
 # path_of NAME: a path the responder answers.
 path_of() {
 	case $1 in
 	healthz) echo /livez ;;
+	admin) echo /admin/default ;;
 	*) echo "/$1" ;;
 	esac
 }
@@ -62,7 +73,8 @@ replaced() {
 	local name
 	for name in "${TALLY_RESPONDERS[@]}"; do
 		assert wait_until 5 responder_alive "$name" 3
-		TALLY_URL=$(url_of "$name") assert answers_200 "$([[ $name == write ]] && echo POST || echo GET)" "$(path_of "$name")"
+		TALLY_URL=$(url_of "$name") assert answers_200 "$([[ $name == write ]] && echo POST || echo GET)" "$(path_of "$name")" \
+			"${ADMIN_AUTH[@]}"
 	done
 }
 
@@ -76,6 +88,7 @@ replaced() {
 		how=(-X "$method" -d '')
 		# a GET of /stream never ends: its HEAD does
 		[[ $name == stream ]] && how=(--head)
+		[[ $name == admin ]] && how=(-X GET "${ADMIN_AUTH[@]}")
 		kill -STOP "$old"
 		# a request sent to the stopped responder waits in its backlog
 		curl -s -o "$BATS_TEST_TMPDIR/$name.out" -w '%{http_code}' --max-time 40 \
@@ -87,7 +100,7 @@ replaced() {
 		assert wait_until 10 responder_alive "$name" 3
 		wait "$req"
 		assert_equal "$(<"$BATS_TEST_TMPDIR/$name.status")" 200
-		TALLY_URL=$(url_of "$name") assert answers_200 "$method" "$path"
+		TALLY_URL=$(url_of "$name") assert answers_200 "$method" "$path" "${ADMIN_AUTH[@]}"
 		pid_gone "$old"
 	done
 }

@@ -251,9 +251,25 @@ responder_pids() {
 # answers_200 METHOD PATH: true when one request answers 200.
 answers_200() {
 	local method=$1 path=$2 args=()
+	shift 2
 	[[ $method == POST ]] && args=(-d '')
 	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X "$method" \
-		"${args[@]}" "$TALLY_URL$path") == 200 ]]
+		"${args[@]}" "$@" "$TALLY_URL$path") == 200 ]]
+}
+
+# admin_token_file TOKEN: tally-admin's token in a file as the chart
+# mounts it: the responders' user's, 0600, in a directory they may pass
+# through (TOKEN_DIR, for the file's teardown to remove); exports
+# TALLY_ADMIN_TOKEN_FILE, for the stack to start with.
+admin_token_file() {
+	tally_stack_env
+	stack_user_setup
+	TOKEN_DIR=$(mktemp -d /tmp/tally-admin-token.XXXXXX)
+	chmod 0711 "$TOKEN_DIR"
+	printf '%s\n' "$1" >"$TOKEN_DIR/token"
+	chown "$STACK_USER" "$TOKEN_DIR/token"
+	chmod 0600 "$TOKEN_DIR/token"
+	export TOKEN_DIR TALLY_ADMIN_TOKEN_FILE=$TOKEN_DIR/token
 }
 
 # assert_concurrent_writes N CLIENTS: N POST /write, CLIENTS at a time,
