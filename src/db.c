@@ -259,17 +259,39 @@ db_connect_env(const char *appname, unsigned int connect_timeout_s)
  * outcome unknown: "canceling wait for synchronous replication" comes with
  * a COMMIT that succeeded on the primary but may be missing on the standby.
  */
+static const char *
+notice_log(const PGresult *r)
+{
+	const char	*severity;
+
+	severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	log_warn("database: notice from the server", "severity", severity,
+	    "notice", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), NULL);
+	return severity;
+}
+
 static void
 db_notice(void *arg, const PGresult *r)
 {
 	struct db	*db = arg;
 	const char	*severity;
 
-	severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	severity = notice_log(r);
 	if (severity != NULL && strcmp(severity, "WARNING") == 0)
 		db->warned = 1;
-	log_warn("database: notice from the server", "severity", severity,
-	    "notice", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), NULL);
+}
+
+static void
+notice_only_log(void *arg, const PGresult *r)
+{
+	(void)arg;
+	(void)notice_log(r);
+}
+
+void
+db_log_notices(PGconn *conn)
+{
+	PQsetNoticeReceiver(conn, notice_only_log, NULL);
 }
 
 const char *

@@ -54,6 +54,11 @@ int		 db_exec_meanwhile(struct db *db,
 		    const struct db_statement *stmt, const char *const *values,
 		    PGresult **res, void (*meanwhile)(void *), void *arg);
 
+/* Logs conn's notices from the server as JSON (libpq would print them
+ * raw on stderr): warnings, and errors that arrive while no statement
+ * runs ("terminating connection due to administrator command"). */
+void		 db_log_notices(PGconn *conn);
+
 /* Connects as configured by DATABASE_URL and PG*, adding connect_timeout
  * and application_name unless they are set. Blocks for at most the
  * connect timeout per host. Check the result with PQstatus. */

@@ -531,6 +531,7 @@ db_thread(void *arg)
 		conn = db_connect_env(name, cfg.connect_timeout_s);
 		if (conn != NULL && PQstatus(conn) == CONNECTION_OK &&
 		    PQsetnonblocking(conn, 1) == 0) {
+			db_log_notices(conn);
 			backoff = DB_BACKOFF_MIN_MS;
 			rc = db_listen(conn);
 			log_warn("database: connection lost; reconnecting",

@@ -189,6 +189,9 @@ api_list() {
 		path=${path/'{name}'/edges}
 		if [[ $method == POST ]]; then
 			http POST "$path" -d ''
+		elif [[ $path == /stream* ]]; then
+			# a stream does not end: its status, then curl gives up
+			http "$method" "$path" --max-time 2
 		else
 			http "$method" "$path"
 		fi
