@@ -87,8 +87,10 @@ params_parse(struct stream_fcgi *p)
 		s[nlen] = '=';
 		memcpy(s + nlen + 1, p->params + at + nlen, vlen);
 		s[nlen + 1 + vlen] = '\0';
-		/* a NUL inside would cut the name or value short */
-		if (memchr(s, '\0', nlen + 1 + vlen) != NULL)
+		/* a NUL inside would cut the name or value short, and an
+		 * '=' in the name would move where the value starts */
+		if (memchr(s, '\0', nlen + 1 + vlen) != NULL ||
+		    memchr(s, '=', nlen) != NULL)
 			return -1;
 		p->envp[n++] = s;
 		used += nlen + vlen + 2;

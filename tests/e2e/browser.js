@@ -184,11 +184,13 @@ class Session {
 }
 
 /* The counter as the page shows it: the number a person reads, checked
- * against the machine-readable value beside it. */
+ * against the machine-readable value beside it. Both are read in one
+ * turn of the page's script (app.js sets them together), so an update
+ * between two reads cannot set them apart. */
 async function pageCounter(page) {
-	const counter = page.locator('#counter');
-	const value = await counter.getAttribute('data-value');
-	const shown = (await counter.textContent()).replace(/[^0-9]/g, '');
+	const { value, text } = await page.locator('#counter').evaluate((el) =>
+		({ value: el.getAttribute('data-value'), text: el.textContent }));
+	const shown = text.replace(/[^0-9]/g, '');
 	assert.equal(shown, value, 'the counter shows its value');
 	return Number(value);
 }
