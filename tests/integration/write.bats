@@ -42,14 +42,16 @@ increment_statements() {
 }
 
 @test "a batch that fails counts nothing: the counter grows by the 200 answers only" {
-	local before out holder
+	local before out holder hold
 	before=$(counter_value)
-	# hold the counter row longer than the statement timeout (2 s)
-	psql_tally "BEGIN; SELECT value FROM tally_counter WHERE id = 1 FOR UPDATE; SELECT pg_sleep(4); COMMIT;" >/dev/null &
+	# hold the counter row twice as long as the statement timeout (2 s
+	# by default; the valgrind step sets more)
+	hold=$(((${TALLY_DB_TIMEOUT_MS:-2000} * 2 + 999) / 1000))
+	psql_tally "BEGIN; SELECT value FROM tally_counter WHERE id = 1 FOR UPDATE; SELECT pg_sleep($hold); COMMIT;" >/dev/null &
 	holder=$!
 	sleep 0.5
 	out=$(mktemp)
-	seq 20 | xargs -P 20 -I{} curl -s -o /dev/null -w '%{http_code}\n' --max-time 15 \
+	seq 20 | xargs -P 20 -I{} curl -s -o /dev/null -w '%{http_code}\n' --max-time $((hold * 2 + 7)) \
 		-d '' "$TALLY_URL/write" >"$out"
 	wait "$holder"
 	# the first batches time out while the row is held; batches queued
